@@ -1,0 +1,6 @@
+"""Tasks: models, data and losses, each written for one instance (see :class:`Task`)."""
+
+from toylab.tasks.base import Task
+from toylab.tasks.superposition import superposition
+
+__all__ = ["Task", "superposition"]

@@ -1,0 +1,263 @@
+"""The superposition toy model: a tied-weight ReLU autoencoder on sparse features.
+
+Elhage et al. (2022), "Toy Models of Superposition", §2 (https://transformer-circuits.pub/2022/toy_model).
+
+Data, for one instance with ``n_features`` features: each ``x_i`` is 0 with probability
+``S = 1 − p`` and otherwise drawn from U[0, 1), independently, fresh every step. Optional
+feature groups (the paper's §7): a *correlated* group switches all its members on together; an
+*anticorrelated* group has at most one member on at a time. Every feature's marginal
+probability of being on is still ``p``.
+
+Model::
+
+    h  = W x                 # (d_hidden,)        W: (d_hidden, n_features)
+    x̂  = ReLU(Wᵀ h + b)      # (n_features,)      "linear" output drops the ReLU;
+                             #                     "untied" uses a separate W_dec for Wᵀ
+
+Loss: importance-weighted MSE, ``L = E_x[(1/n) Σ_i I_i (x_i − x̂_i)²]``.
+
+Per-instance config (what may differ between instances trained side by side)::
+
+    {"feature_probability": 0.05,  # p, or a list of n per-feature values, each in (0, 1]
+     "importance": 0.9}            # ratio r (I_i = r^i; 1 = equal), or a list of n weights
+
+Example:
+    >>> import jax
+    >>> task = superposition(n_features=5, n_hidden=2)
+    >>> hyper = task.hyper({"feature_probability": 0.05, "importance": 1.0})
+    >>> params = task.init(jax.random.key(0), hyper)
+    >>> params["W"].shape, params["b"].shape
+    ((2, 5), (5,))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pydantic
+from jaxtyping import Array, Float
+
+from toylab import metrics
+from toylab.errors import ConfigError, validated
+from toylab.tasks.base import Task
+
+__all__ = ["superposition", "SuperpositionSpec", "importance_weights"]
+
+
+class SuperpositionSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Static hyperparameters shared by every instance of one superposition task."""
+
+    n_features: int = pydantic.Field(5, ge=1, description="n: number of input features")
+    n_hidden: int = pydantic.Field(2, ge=1, description="m: width of the bottleneck h")
+    output: Literal["relu", "linear"] = "relu"  # x̂ = ReLU(·) as in the paper, or no ReLU
+    tied: bool = True  # decoder is Wᵀ (the paper) or a separate W_dec
+    correlated_groups: int = pydantic.Field(0, ge=0)  # groups whose members are on together
+    anticorrelated_groups: int = pydantic.Field(0, ge=0)  # groups with at most one member on
+    group_size: int = pydantic.Field(2, ge=2)  # members per (anti)correlated group
+
+    @pydantic.model_validator(mode="after")
+    def _groups_fit(self) -> SuperpositionSpec:
+        grouped = (self.correlated_groups + self.anticorrelated_groups) * self.group_size
+        if grouped > self.n_features:
+            raise ValueError(
+                f"{grouped} grouped features do not fit in n_features={self.n_features}; "
+                "use fewer groups or more features"
+            )
+        return self
+
+
+class _Instance(pydantic.BaseModel, frozen=True, extra="forbid"):
+    feature_probability: float | list[float]
+    importance: float | list[float] = 1.0
+
+
+def importance_weights(importance: float | Sequence[float], n_features: int) -> np.ndarray:
+    """Per-feature importance ``I``: a ratio ``r`` gives ``I_i = r^i``; a list is taken as is.
+
+    >>> importance_weights(0.5, 3).tolist()
+    [1.0, 0.5, 0.25]
+    """
+    if isinstance(importance, (int, float)):
+        if not importance > 0:
+            raise ConfigError(f"importance={importance!r}: the ratio r in I_i = r^i must be > 0")
+        return np.asarray(float(importance)) ** np.arange(n_features, dtype=np.float64)
+    weights = np.asarray(importance, dtype=np.float64)
+    if weights.shape != (n_features,):
+        raise ConfigError(
+            f"importance has {weights.size} values, expected n_features={n_features} "
+            "(or one ratio r for I_i = r^i)"
+        )
+    if not np.all(np.isfinite(weights) & (weights >= 0)):
+        raise ConfigError(f"importance={weights.tolist()}: weights must be finite and ≥ 0")
+    return weights
+
+
+def _feature_probability(value: float | Sequence[float], n_features: int) -> np.ndarray:
+    probability = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_features,)).copy() \
+        if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+    if probability.shape != (n_features,):
+        raise ConfigError(
+            f"feature_probability has {probability.size} values, expected 1 or "
+            f"n_features={n_features}"
+        )
+    bad = ~((probability > 0) & (probability <= 1))
+    if bad.any():
+        raise ConfigError(
+            f"feature_probability={probability[bad][0]!r} is outside (0, 1]: it is the chance "
+            "1 − S that a feature is non-zero"
+        )
+    return probability
+
+
+def superposition(
+    n_features: int = 5,
+    n_hidden: int = 2,
+    *,
+    output: Literal["relu", "linear"] = "relu",
+    tied: bool = True,
+    correlated_groups: int = 0,
+    anticorrelated_groups: int = 0,
+    group_size: int = 2,
+) -> Task:
+    """Build the superposition task (Elhage et al. 2022) for ``n_features`` → ``n_hidden``.
+
+    Features ``0 .. correlated_groups·group_size − 1`` form the correlated groups, the next
+    ``anticorrelated_groups·group_size`` the anticorrelated ones, the rest are independent.
+
+    Raises:
+      ConfigError: a size ≤ 0, an unknown output, or groups that do not fit.
+    """
+    spec = validated(
+        SuperpositionSpec,
+        n_features=n_features,
+        n_hidden=n_hidden,
+        output=output,
+        tied=tied,
+        correlated_groups=correlated_groups,
+        anticorrelated_groups=anticorrelated_groups,
+        group_size=group_size,
+    )
+    n, m, g = spec.n_features, spec.n_hidden, spec.group_size
+    layout = _GroupLayout.build(spec)
+
+    def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        instance = validated(_Instance, **config)
+        probability = _feature_probability(instance.feature_probability, n)
+        # An anticorrelated group is "on" with probability g·p, which must be a probability.
+        overfull = layout.is_anticorrelated & (probability * g > 1)
+        if overfull.any():
+            raise ConfigError(
+                f"feature_probability={probability[overfull][0]!r} is too dense for an "
+                f"anticorrelated group of {g}: needs p ≤ 1/{g}"
+            )
+        return {
+            "feature_probability": probability.astype(np.float32),
+            "importance": importance_weights(instance.importance, n).astype(np.float32),
+        }
+
+    def init(key: jax.Array, hyper: dict[str, Array]) -> dict[str, Array]:
+        del hyper  # the initial weights do not depend on the data distribution
+        key_encoder, key_decoder = jax.random.split(key)
+        # Xavier-normal, as the reference notebook's nn.init.xavier_normal_: std² = 2/(fan_in+fan_out).
+        std = math.sqrt(2.0 / (n + m))
+        params = {
+            "W": std * jax.random.normal(key_encoder, (m, n)),  # (d_hidden, n_features)
+            "b": jnp.zeros((n,)),  # (n_features,)
+        }
+        if not spec.tied:
+            params["W_dec"] = std * jax.random.normal(key_decoder, (n, m))
+        return params
+
+    def sample(key: jax.Array, hyper: dict[str, Array], batch_size: int) -> Float[Array, "batch n_features"]:
+        return layout.sample(key, hyper["feature_probability"], batch_size)
+
+    def reconstruct(params: dict[str, Array], x: Float[Array, "batch n_features"]) -> Float[Array, "batch n_features"]:
+        h = jnp.einsum("hf,bf->bh", params["W"], x)  # (batch, d_hidden)
+        W_dec = params["W_dec"] if not spec.tied else params["W"].T  # (n_features, d_hidden)
+        pre = jnp.einsum("fh,bh->bf", W_dec, h) + params["b"]  # (batch, n_features)
+        return jax.nn.relu(pre) if spec.output == "relu" else pre
+
+    def loss(params: dict[str, Array], x: Float[Array, "batch n_features"], hyper: dict[str, Array]) -> Array:
+        error = (x - reconstruct(params, x)) ** 2  # (batch, n_features)
+        return jnp.mean(hyper["importance"] * error)
+
+    def measure(params: dict[str, Array], hyper: dict[str, Array]) -> dict[str, Array]:
+        del hyper
+        W = params["W"]
+        return {
+            "features_per_dimension": metrics.features_per_dimension(W),
+            "n_represented": metrics.n_represented(W).astype(jnp.float32),
+            "bias_mean": jnp.mean(params["b"]),
+        }
+
+    def elicit_mask(params: dict[str, Array]) -> dict[str, bool]:
+        # S4's elicitation for this model: refit the bias with every weight matrix frozen.
+        return {name: name == "b" for name in params}
+
+    # Forward FLOPs per example: encode 2mn, decode 2mn, bias + ReLU 2n, weighted squared
+    # error and its mean 4n (multiply-adds count as 2, as in Kaplan et al. 2020).
+    flops = 4.0 * m * n + 6.0 * n
+    return Task(
+        name="superposition",
+        spec=spec.model_dump(),
+        hyper=hyper,
+        init=init,
+        sample=sample,
+        loss=loss,
+        flops_per_example=flops,
+        metrics=measure,
+        elicit_mask=elicit_mask,
+    )
+
+
+class _GroupLayout:
+    """Static index arrays that let one uniform draw per feature generate grouped features.
+
+    One draw ``u ~ U[0,1)`` per feature is enough. For an independent feature,
+    ``x = u/p`` if ``u < p`` else 0: given ``u < p``, ``u/p`` is exactly U[0,1). An
+    anticorrelated group of size g reads its leader's draw as ``r = u/p ∈ [0, g)`` when
+    ``u < g·p``: ``floor(r)`` picks the member uniformly and ``r − floor(r)`` is its U[0,1)
+    magnitude. A correlated group is on when its leader's ``u < p``; members other than the
+    leader use their own draw, unconditioned, as magnitude. Half the random numbers of the
+    usual two-draw recipe, the same distribution (to float32 resolution of ``u``).
+    """
+
+    def __init__(self, leader, position, size, is_correlated, is_anticorrelated):
+        self.leader = leader  # (n_features,) index of the feature whose draw decides this one
+        self.position = position  # (n_features,) index within its group (0 when independent)
+        self.size = size  # (n_features,) group size (1 when independent)
+        self.is_correlated = is_correlated
+        self.is_anticorrelated = is_anticorrelated
+
+    @classmethod
+    def build(cls, spec: SuperpositionSpec) -> _GroupLayout:
+        n, g = spec.n_features, spec.group_size
+        leader, position, size = np.arange(n), np.zeros(n, int), np.ones(n, int)
+        kinds = np.zeros(n, int)  # 0 independent, 1 correlated, 2 anticorrelated
+        start = 0
+        for kind, count in ((1, spec.correlated_groups), (2, spec.anticorrelated_groups)):
+            for _ in range(count):
+                members = np.arange(start, start + g)
+                leader[members], position[members], size[members] = start, np.arange(g), g
+                kinds[members] = kind
+                start += g
+        return cls(leader, position, size, kinds == 1, kinds == 2)
+
+    def sample(self, key: jax.Array, probability: Array, batch_size: int) -> Array:
+        n = self.leader.shape[0]
+        u = jax.random.uniform(key, (batch_size, n))  # (batch, n_features)
+        grouped = (self.leader != np.arange(n)).any()
+        lead = u[:, self.leader] if grouped else u
+        r = lead / probability[self.leader]  # (batch, n_features), in [0, size) when "on"
+        member = jnp.minimum(jnp.floor(r), self.size - 1)
+        exclusive = jnp.where((r < self.size) & (member == self.position), r - member, 0.0)
+        if not self.is_correlated.any():
+            return exclusive
+        is_leader = self.leader == np.arange(n)
+        together = jnp.where(r < 1.0, jnp.where(is_leader, r, u), 0.0)
+        return jnp.where(self.is_correlated, together, exclusive)

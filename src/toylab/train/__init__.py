@@ -1,0 +1,12 @@
+"""The trainer: batches of task instances, compiled steps, evaluations on a compute schedule."""
+
+from toylab.train.config import TrainConfig
+from toylab.train.optim import learning_rate_schedule, make_optimizer
+from toylab.train.schedule import EvalPoint, next_evaluation, planned_evaluations
+from toylab.train.trainer import Evaluation, Instance, TrainResult, instance_key, train
+
+__all__ = [
+    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance", "instance_key",
+    "make_optimizer", "learning_rate_schedule", "EvalPoint", "next_evaluation",
+    "planned_evaluations",
+]

@@ -1,0 +1,49 @@
+"""The trainer's settings: one frozen, validated record (bad values fail here, by name)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+__all__ = ["TrainConfig"]
+
+
+class TrainConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """How to train and when to evaluate; the same for every instance in one call.
+
+    Defaults are the reference settings of Elhage et al. (2022): AdamW, lr 1e-3, weight decay
+    0.01, batch 1024, 10,000 steps, constant learning rate.
+    """
+
+    steps: int = pydantic.Field(10_000, ge=1)  # optimizer steps per instance
+    batch_size: int = pydantic.Field(1024, ge=1)  # fresh examples per step per instance
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = pydantic.Field(1e-3, gt=0)  # peak learning rate
+    # Decoupled weight decay for adamw and sgd; None = the optimizer's reference value
+    # (0.01 for adamw, 0 for sgd). Adam has none: use adamw to decay weights.
+    weight_decay: float | None = pydantic.Field(None, ge=0)
+    momentum: float = pydantic.Field(0.0, ge=0, lt=1)  # sgd only
+    schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to 0 after warmup
+    warmup_steps: int = pydantic.Field(0, ge=0)  # linear warmup from 0 to lr
+    # Evaluation schedule (S4): every compute_factor× of compute, every eval_every_steps steps,
+    # every eval_every_seconds of wall time, whichever comes first, and at the end.
+    compute_factor: float = pydantic.Field(4.0, gt=1)
+    eval_every_steps: int | None = pydantic.Field(None, ge=1)
+    eval_every_seconds: float | None = pydantic.Field(None, gt=0)
+    efficiency: float = pydantic.Field(1.0, gt=0)  # effective-compute multiplier on FLOPs
+    eval_batches: int = pydantic.Field(4, ge=1)  # held-out batches of batch_size per evaluation
+    # Elicitation: fine-tune a copy (the task's elicit_mask picks which parameters) with Adam
+    # for elicit_steps before measuring again; 0 turns elicited evaluations off.
+    elicit_steps: int = pydantic.Field(100, ge=0)
+    elicit_lr: float = pydantic.Field(1e-2, gt=0)
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.optimizer == "adam" and self.weight_decay:
+            raise ValueError(
+                f"weight_decay={self.weight_decay} needs --optimizer adamw (Adam has no decay)"
+            )
+        if self.warmup_steps >= self.steps and self.warmup_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be < steps={self.steps}")
+        return self
