@@ -108,7 +108,7 @@ def _feature_probability(value: float | Sequence[float], n_features: int) -> np.
     bad = ~((probability > 0) & (probability <= 1))
     if bad.any():
         raise ConfigError(
-            f"feature_probability={probability[bad][0]!r} is outside (0, 1]: it is the chance "
+            f"feature_probability={float(probability[bad][0])!r} is outside (0, 1]: it is the chance "
             "1 − S that a feature is non-zero"
         )
     return probability
@@ -152,7 +152,7 @@ def superposition(
         overfull = layout.is_anticorrelated & (probability * g > 1)
         if overfull.any():
             raise ConfigError(
-                f"feature_probability={probability[overfull][0]!r} is too dense for an "
+                f"feature_probability={float(probability[overfull][0])!r} is too dense for an "
                 f"anticorrelated group of {g}: needs p ≤ 1/{g}"
             )
         return {

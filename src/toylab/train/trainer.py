@@ -156,7 +156,7 @@ def train(
     optimizer = make_optimizer(config)
     params = jax.vmap(task.init)(stream(keys, _INIT), hyper)
     opt_state = jax.vmap(optimizer.init)(params)
-    last_loss = jnp.full(len(instances), jnp.nan)
+    last_loss = jnp.full(len(instances), jnp.nan, dtype=jnp.float32)
     state = (params, opt_state, last_loss)
 
     # -- 3. compiled functions: the step loop, evaluation, elicitation ---------------------------

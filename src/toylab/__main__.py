@@ -1,0 +1,3 @@
+from toylab.cli import app
+
+app(prog_name="toylab")

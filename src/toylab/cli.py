@@ -1,0 +1,147 @@
+"""``toylab``: a thin command line over the Python API (no logic lives only here).
+
+Bad input prints one ``error: ...`` line on stderr and exits with status 2. With ``--json``
+stdout holds exactly one JSON object; progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from toylab.errors import ConfigError, validated
+
+app = typer.Typer(
+    help="Train thousands of toy models at once, measure what they learned, reproduce papers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code=2)
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        _fail(f"{option}={text!r}: expected a number or a comma-separated list of numbers")
+
+
+@app.command()
+def tms(
+    n_features: Annotated[int, typer.Option("--n-features", "-n", help="n: input features")] = 5,
+    n_hidden: Annotated[int, typer.Option("--n-hidden", "-m", help="m: hidden dimensions")] = 2,
+    feature_probability: Annotated[str, typer.Option(
+        help="p = 1 − S; a comma-separated list trains one config per value")] = "0.05",
+    importance: Annotated[str, typer.Option(
+        help="ratio r for I_i = r^i (1 = equal), or n comma-separated weights")] = "1",
+    output: Annotated[str, typer.Option(help="relu | linear")] = "relu",
+    untied: Annotated[bool, typer.Option("--untied", help="separate decoder matrix")] = False,
+    optimizer: Annotated[str, typer.Option(help="adamw | adam | sgd")] = "adamw",
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
+    weight_decay: Annotated[float | None, typer.Option(help="default: 0.01 for adamw, 0 for sgd")] = None,
+    schedule: Annotated[str, typer.Option(help="constant | linear | cosine")] = "constant",
+    warmup: Annotated[int, typer.Option(help="linear warmup steps")] = 0,
+    steps: Annotated[int, typer.Option(help="optimizer steps")] = 10_000,
+    batch: Annotated[int, typer.Option(help="examples per step")] = 1024,
+    seeds: Annotated[int, typer.Option(help="seeds per config; the best is reported")] = 1,
+    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    eval_every: Annotated[int | None, typer.Option(help="also evaluate every N steps")] = None,
+    eval_every_seconds: Annotated[float | None, typer.Option(help="also evaluate every T seconds")] = None,
+    compute_factor: Annotated[float, typer.Option(help="evaluate at every K× of compute")] = 4.0,
+    elicit_steps: Annotated[int, typer.Option(help="bias-refit steps per elicited evaluation")] = 100,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/tms-<time>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Train superposition toy models (Elhage et al. 2022) and report what they learned."""
+    from toylab.experiments import tms as study
+    from toylab.train import TrainConfig
+
+    probabilities = _floats(feature_probability, "--feature-probability")
+    weights = _floats(importance, "--importance")
+    try:
+        train_config = validated(
+            TrainConfig, steps=steps, batch_size=batch, optimizer=optimizer, lr=lr,
+            weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup,
+            compute_factor=compute_factor, eval_every_steps=eval_every,
+            eval_every_seconds=eval_every_seconds, elicit_steps=elicit_steps)
+        if seeds < 1:
+            raise ConfigError(f"--seeds={seeds}: need at least 1 seed per config")
+        result = study.run(
+            n_features=n_features, n_hidden=n_hidden, feature_probability=probabilities,
+            importance=weights[0] if len(weights) == 1 else weights, output=output,
+            tied=not untied, seeds=seeds, seed=seed, train_config=train_config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    summary = study.summarize(result)
+    folder = out or study.default_run_folder("tms")
+    study.write_run(folder, result, summary)
+    _report(summary, folder, as_json)
+
+
+@app.command()
+def reproduce(
+    study: Annotated[str, typer.Argument(help="which study: intro")],
+    seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
+    steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
+    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<study>-<time>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Reproduce a published finding with its paper's settings."""
+    from toylab.experiments import STUDIES
+    from toylab.experiments import tms as tms_study
+
+    if study not in STUDIES:
+        _fail(f"unknown study {study!r}; available: {', '.join(sorted(STUDIES))}")
+    module = STUDIES[study]
+    options = {k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
+    try:
+        result = module.run(seed=seed, **options)
+    except ConfigError as exc:
+        _fail(str(exc))
+    summary = {"study": module.describe(), **tms_study.summarize(result)}
+    folder = out or tms_study.default_run_folder(study)
+    tms_study.write_run(folder, result, summary)
+    _report(summary, folder, as_json)
+
+
+def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
+    if as_json:
+        payload = {k: summary[k] for k in ("instances", "best")}
+        sys.stdout.write(json.dumps(payload) + "\n")
+        stderr.print(f"run folder: {folder}")
+        return
+    console = Console()
+    table = Table(title="Best seed per feature probability (lowest final loss)")
+    for column in ("p", "1/(1−S)", "loss", "elicited", "feat/dim", "D_i", "geometry"):
+        table.add_column(column, justify="right" if column != "geometry" else "left")
+    from toylab.metrics import describe_dicts
+
+    for best in summary["best"]:
+        p = best["feature_probability"]
+        elicited = best["elicited_loss"]
+        table.add_row(
+            f"{p:.3g}", f"{1 / p:.3g}", f"{best['loss']:.4g}",
+            "—" if elicited is None else f"{elicited:.4g}",
+            f"{best['features_per_dimension']:.2f}",
+            " ".join(f"{d:.2f}" for d in best["feature_dimensionality"]),
+            describe_dicts(best["geometry"]),
+        )
+    console.print(table)
+    console.print(f"run folder: {folder}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

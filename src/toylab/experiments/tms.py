@@ -1,0 +1,174 @@
+"""Train superposition toy models from plain settings, and summarize what they learned.
+
+The Python counterpart of ``toylab tms``: :func:`run` trains configs × seeds side by side,
+:func:`summarize` measures every instance (loss, features per dimension, per-feature
+dimensionality, norms, geometry) and picks the lowest-loss seed of each config, as Elhage et
+al. (2022) did, since training lands in different local minima. :func:`write_run` saves the
+summary, the weights and the figures into a run folder.
+
+Example:
+    >>> from toylab.experiments import tms
+    >>> result = tms.run(feature_probability=[1.0], seeds=2,
+    ...                  train_config=tms.TrainConfig(steps=50, batch_size=64, elicit_steps=0))
+    >>> summary = tms.summarize(result)
+    >>> len(summary["instances"]), len(summary["best"])
+    (2, 1)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from toylab import figures, metrics
+from toylab.tasks import superposition
+from toylab.tasks.superposition import importance_weights
+from toylab.train import TrainConfig, TrainResult, train
+
+__all__ = ["TrainConfig", "run", "summarize", "best_indices", "write_run", "default_run_folder"]
+
+
+def run(
+    *,
+    n_features: int = 5,
+    n_hidden: int = 2,
+    feature_probability: Sequence[float] = (0.05,),
+    importance: float | Sequence[float] = 1.0,
+    output: Literal["relu", "linear"] = "relu",
+    tied: bool = True,
+    seeds: int = 1,
+    seed: int = 0,
+    train_config: TrainConfig | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train one superposition instance per (feature probability, seed index).
+
+    Args:
+      feature_probability: one config per value; p = 1 − S is each feature's chance to be on.
+      importance: a ratio r (I_i = r^i, 1 = equal importance) or n per-feature weights.
+      seeds: seed indices 0..seeds−1 for every config.
+    """
+    task = superposition(n_features, n_hidden, output=output, tied=tied)
+    importance = importance if isinstance(importance, (int, float)) else list(importance)
+    configs = [{"feature_probability": float(p), "importance": importance}
+               for p in feature_probability]
+    return train(task, configs, seeds=seeds, seed=seed, config=train_config, progress=progress)
+
+
+def summarize(result: TrainResult) -> dict[str, list[dict[str, Any]]]:
+    """Measure every instance; ``best`` keeps the lowest final loss of each config.
+
+    Returns:
+      ``{"instances": [...], "best": [...]}``, each entry JSON-ready with
+      ``feature_probability``, ``importance``, ``seed``, ``loss``, ``elicited_loss``,
+      ``features_per_dimension``, ``dimensions_per_feature``, ``feature_dimensionality``,
+      ``feature_norms``, ``interference``, ``n_represented``, ``geometry`` and ``history``.
+    """
+    W = np.asarray(result.params["W"], dtype=np.float64)  # (models, d_hidden, n_features)
+    per_feature = {
+        "feature_dimensionality": np.asarray(metrics.feature_dimensionality(W)),
+        "feature_norms": np.asarray(metrics.feature_norms(W)),
+        "interference": np.asarray(metrics.interference(W)),
+    }
+    final = result.final
+    instances = []
+    for index, instance in enumerate(result.instances):
+        entry = {
+            "feature_probability": instance.config["feature_probability"],
+            "importance": instance.config["importance"],
+            "seed": instance.seed,
+            "loss": float(final.raw["loss"][index]),
+            "elicited_loss": float(final.elicited["loss"][index]) if final.elicited else None,
+            "features_per_dimension": float(metrics.features_per_dimension(W[index])),
+            "dimensions_per_feature": float(metrics.dimensions_per_feature(W[index])),
+            **{name: values[index].tolist() for name, values in per_feature.items()},
+            "n_represented": int(metrics.n_represented(W[index])),
+            "geometry": [group.to_dict() for group in metrics.geometry(W[index])],
+            "history": [_history_row(evaluation, index) for evaluation in result.evaluations],
+        }
+        instances.append(entry)
+    return {"instances": instances, "best": [instances[i] for i in best_indices(result)]}
+
+
+def _history_row(evaluation, index: int) -> dict[str, Any]:
+    row = {"step": evaluation.step, "trigger": evaluation.trigger, "flops": evaluation.flops,
+           "wall_time": round(evaluation.wall_time, 4), "loss": float(evaluation.raw["loss"][index])}
+    if evaluation.elicited:
+        row["elicited_loss"] = float(evaluation.elicited["loss"][index])
+    return row
+
+
+def best_indices(result: TrainResult) -> list[int]:
+    """Index of the lowest-final-loss instance of each config, in config order."""
+    loss = result.final.raw["loss"]
+    best: dict[str, int] = {}
+    for index, instance in enumerate(result.instances):
+        key = json.dumps(instance.config, sort_keys=True)
+        if key not in best or loss[index] < loss[best[key]]:
+            best[key] = index
+    return list(best.values())
+
+
+def default_run_folder(study: str, root: str | Path = "runs") -> Path:
+    """``runs/<study>-<UTC timestamp>``: a new folder name for every run."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{study}-{stamp}"
+
+
+def write_run(folder: str | Path, result: TrainResult, summary: dict) -> list[Path]:
+    """Save ``summary.json``, ``weights.npz`` and the figures into ``folder``.
+
+    Files are written to a temporary name and renamed, so an interrupted write never leaves a
+    truncated file behind. Returns the paths written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [_atomic_write(folder / "summary.json",
+                             lambda f: f.write(json.dumps(summary, indent=1).encode()))]
+    arrays = {name: np.asarray(leaf) for name, leaf in result.params.items()}
+    written.append(_atomic_write(folder / "weights.npz", lambda f: np.savez(f, **arrays)))
+    for name, figure in superposition_figures(result, summary).items():
+        written += figures.save(figure, folder, name)
+    return written
+
+
+def superposition_figures(result: TrainResult, summary: dict) -> dict[str, Any]:
+    """The standard figures of a superposition run, keyed by file name."""
+    best = summary["best"]
+    best_index = best_indices(result)
+    W = np.asarray(result.params["W"])
+    titles = [f"p = {b['feature_probability']:.3g}\n{metrics.describe(metrics.geometry(W[i]))}"
+              for b, i in zip(best, best_index, strict=True)]
+    importance = importance_weights(best[0]["importance"], W.shape[-1])
+    out = {}
+    if W.shape[-2] == 2:
+        out["feature_vectors"] = figures.feature_vectors(W[best_index], titles, importance=importance)
+    out["norms_and_interference"] = figures.norms_and_interference(W[best_index], titles)
+    all_p = np.array([i["feature_probability"] for i in summary["instances"]])
+    out["dimensions_per_feature"] = figures.dimensions_per_feature(
+        all_p, np.array([i["dimensions_per_feature"] for i in summary["instances"]]),
+        n_hidden=W.shape[-2], best=np.isin(np.arange(len(result.instances)), best_index))
+    out["feature_dimensionality"] = figures.feature_dimensionality(
+        np.array([b["feature_probability"] for b in best]),
+        np.array([b["feature_dimensionality"] for b in best]))
+    out["loss_history"] = figures.loss_history(
+        result.steps, result.history("loss")[:, best_index].T,
+        [f"p = {b['feature_probability']:.3g}" for b in best],
+        elicited=result.history("loss", elicited=True)[:, best_index].T if result.final.elicited else None)
+    return out
+
+
+def _atomic_write(path: Path, write) -> Path:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        write(tmp)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)
+    return path

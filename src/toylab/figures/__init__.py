@@ -1,0 +1,31 @@
+"""Figures: pure functions from result arrays to :class:`matplotlib.figure.Figure`.
+
+Nothing here uses ``pyplot`` or global matplotlib state; write a figure to disk with
+:func:`save` (PNG at 150 dpi and SVG).
+
+Example:
+    >>> import numpy as np
+    >>> from toylab import figures
+    >>> fig = figures.feature_vectors(np.eye(2)[None], ["orthonormal"])
+    >>> paths = figures.save(fig, "/tmp/toylab-figs", "orthonormal")  # doctest: +SKIP
+"""
+
+from toylab.figures._style import save
+from toylab.figures.superposition import (
+    POLYTOPE_FRACTIONS,
+    dimensions_per_feature,
+    feature_dimensionality,
+    feature_vectors,
+    loss_history,
+    norms_and_interference,
+)
+
+__all__ = [
+    "POLYTOPE_FRACTIONS",
+    "dimensions_per_feature",
+    "feature_dimensionality",
+    "feature_vectors",
+    "loss_history",
+    "norms_and_interference",
+    "save",
+]

@@ -1,0 +1,86 @@
+"""The command line: JSON contract, run folder, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from toylab.cli import app
+
+runner = CliRunner()
+QUICK = ["--steps", "40", "--batch", "32", "--elicit-steps", "3"]
+
+
+def test_tms_json_is_exactly_one_object_with_instances_and_best(tmp_path):
+    result = runner.invoke(app, ["tms", "--n-features", "5", "--n-hidden", "2",
+                                 "--feature-probability", "0.1,1", "--importance", "0.9",
+                                 "--seeds", "2", "--out", str(tmp_path), "--json", *QUICK])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"instances", "best"}
+    assert len(payload["instances"]) == 4 and len(payload["best"]) == 2
+    instance = payload["instances"][0]
+    for field in ("feature_probability", "importance", "seed", "loss", "features_per_dimension",
+                  "feature_dimensionality", "feature_norms", "geometry"):
+        assert field in instance
+    assert len(instance["feature_dimensionality"]) == 5 and len(instance["feature_norms"]) == 5
+    assert {"features", "dims", "name", "D"} <= set(instance["geometry"][0])
+    for best in payload["best"]:  # the lowest loss among that config's seeds
+        same = [i["loss"] for i in payload["instances"]
+                if i["feature_probability"] == best["feature_probability"]]
+        assert best["loss"] == min(same)
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"summary.json", "weights.npz", "feature_vectors.png", "feature_vectors.svg",
+            "norms_and_interference.png", "dimensions_per_feature.png",
+            "feature_dimensionality.png", "loss_history.png"} <= written
+
+
+@pytest.mark.parametrize("flags", [["--output", "linear"], ["--untied"],
+                                   ["--optimizer", "sgd", "--lr", "0.05", "--schedule", "cosine"],
+                                   ["--optimizer", "adam", "--schedule", "linear", "--eval-every", "10"]])
+def test_tms_variants_run(tmp_path, flags):
+    result = runner.invoke(app, ["tms", "--n-hidden", "3", "--out", str(tmp_path), "--json",
+                                 "--compute-factor", "2", *QUICK, *flags])
+    assert result.exit_code == 0, result.stderr
+    history = json.loads(result.stdout)["instances"][0]["history"]
+    steps = [row["step"] for row in history]
+    assert steps[:4] == [0, 1, 2, 4] and steps[-1] == 40
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--n-hidden", "0"], "n_hidden=0"),
+        (["--n-hidden", "-3"], "n_hidden=-3"),
+        (["--n-features", "0"], "n_features=0"),
+        (["--feature-probability", "0.1,1.5"], "feature_probability=1.5"),
+        (["--feature-probability", "0"], "feature_probability=0.0"),
+        (["--lr", "-0.1"], "lr=-0.1"),
+        (["--importance", "1,0.5"], "importance has 2 values, expected n_features=5"),
+        (["--optimizer", "rmsprop"], "optimizer='rmsprop'"),
+        (["--feature-probability", "dense"], "--feature-probability='dense'"),
+    ],
+)
+def test_bad_input_gives_one_line_naming_the_value(tmp_path, flags, needle):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["tms", "--out", str(out), *QUICK, *flags])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_real_entry_point_prints_no_traceback(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "toylab", "tms", "--n-hidden", "0", "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [process.stderr.strip()]
+    assert "n_hidden=0" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_unknown_study_is_refused():
+    result = runner.invoke(app, ["reproduce", "nonexistent"])
+    assert result.exit_code == 2 and "unknown study 'nonexistent'" in result.stderr

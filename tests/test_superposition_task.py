@@ -1,0 +1,99 @@
+"""The superposition task on its own: data distribution, loss, gradients, input checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from toylab.errors import ConfigError
+from toylab.tasks import superposition
+
+
+def _draw(task, config, batch, seed=0):
+    hyper = task.hyper(config)
+    return np.asarray(task.sample(jax.random.key(seed), hyper, batch))
+
+
+def test_independent_features_are_on_with_probability_p_and_uniform_when_on():
+    task = superposition(8, 3)
+    x = _draw(task, {"feature_probability": [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]}, 200_000)
+    on = x > 0
+    np.testing.assert_allclose(on.mean(0), [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0], atol=4e-3)
+    values = x[:, 2][on[:, 2]]  # p = 0.2: given "on", U[0, 1)
+    assert values.min() >= 0 and values.max() < 1
+    np.testing.assert_allclose(np.quantile(values, [0.1, 0.5, 0.9]), [0.1, 0.5, 0.9], atol=0.01)
+    # Features are independent: the joint "on" rate is the product of the marginals.
+    np.testing.assert_allclose((on[:, 4] & on[:, 5]).mean(), 0.5 * 0.7, atol=4e-3)
+
+
+def test_correlated_groups_switch_on_together_and_anticorrelated_never_overlap():
+    task = superposition(6, 2, correlated_groups=1, anticorrelated_groups=1, group_size=2)
+    x = _draw(task, {"feature_probability": 0.2}, 200_000)
+    on = x > 0
+    np.testing.assert_allclose(on.mean(0), 0.2, atol=4e-3)  # every marginal is still p
+    assert np.array_equal(on[:, 0], on[:, 1])  # correlated pair: together
+    assert not np.any(on[:, 2] & on[:, 3])  # anticorrelated pair: never both
+    np.testing.assert_allclose((on[:, 4] & on[:, 5]).mean(), 0.04, atol=3e-3)  # independent
+    # Magnitudes stay U[0,1) inside groups, and the pair's magnitudes are independent.
+    for feature in (1, 3):
+        np.testing.assert_allclose(np.median(x[on[:, feature], feature]), 0.5, atol=0.01)
+    both = on[:, 0]
+    assert abs(np.corrcoef(x[both, 0], x[both, 1])[0, 1]) < 0.02
+
+
+def test_loss_is_importance_weighted_mse_with_relu_and_tied_weights():
+    task = superposition(3, 2)
+    hyper = task.hyper({"feature_probability": 1.0, "importance": [1.0, 2.0, 0.5]})
+    W = jnp.array([[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]])
+    b = jnp.array([0.0, -0.1, 0.2])
+    x = jnp.array([[0.5, 0.2, 0.0], [0.0, 0.0, 1.0]])
+    x_hat = np.maximum(np.asarray(x) @ np.asarray(W).T @ np.asarray(W) + np.asarray(b), 0)
+    expected = np.mean(np.array([1.0, 2.0, 0.5]) * (np.asarray(x) - x_hat) ** 2)
+    assert float(task.loss({"W": W, "b": b}, x, hyper)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("output,tied", [("relu", True), ("linear", True), ("relu", False)])
+def test_loss_gradients_match_finite_differences(output, tied):
+    task = superposition(5, 2, output=output, tied=tied)
+    hyper = task.hyper({"feature_probability": 0.3, "importance": 0.8})
+    with jax.enable_x64():
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), task.init(jax.random.key(1), hyper))
+        params["b"] = params["b"] + 0.05  # away from the ReLU kink at exactly 0
+        x = jnp.asarray(task.sample(jax.random.key(2), hyper, 64), jnp.float64)
+        hyper64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), hyper)
+        check_grads(lambda p: task.loss(p, x, hyper64), (params,), order=1, modes=["rev"],
+                    eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_importance_ratio_is_geometric():
+    hyper = superposition(4, 2).hyper({"feature_probability": 0.5, "importance": 0.7})
+    np.testing.assert_allclose(hyper["importance"], [1, 0.7, 0.49, 0.343], rtol=1e-6)
+
+
+def test_init_is_xavier_normal_with_zero_bias():
+    task = superposition(400, 100)
+    params = task.init(jax.random.key(0), task.hyper({"feature_probability": 0.1}))
+    assert np.std(np.asarray(params["W"])) == pytest.approx(np.sqrt(2 / 500), rel=0.02)
+    assert not np.any(np.asarray(params["b"]))
+
+
+@pytest.mark.parametrize(
+    "build, config, needle",
+    [
+        (lambda: superposition(5, 0), None, "n_hidden=0"),
+        (lambda: superposition(0, 2), None, "n_features=0"),
+        (lambda: superposition(5, 2, output="tanh"), None, "output='tanh'"),
+        (lambda: superposition(5, 2), {"feature_probability": 1.5}, "feature_probability=1.5"),
+        (lambda: superposition(5, 2), {"feature_probability": 0.0}, "feature_probability=0.0"),
+        (lambda: superposition(5, 2), {"feature_probability": 0.1, "importance": [1, 1]},
+         "importance has 2 values, expected n_features=5"),
+        (lambda: superposition(5, 2, anticorrelated_groups=1, group_size=2),
+         {"feature_probability": 0.8}, "feature_probability=0.8"),
+        (lambda: superposition(3, 2, correlated_groups=2), None, "do not fit"),
+    ],
+)
+def test_bad_input_is_refused_in_one_line_naming_the_value(build, config, needle):
+    with pytest.raises(ConfigError) as error:
+        build().hyper(config) if config is not None else build()
+    assert needle in str(error.value) and "\n" not in str(error.value)
