@@ -7,6 +7,7 @@ stdout holds exactly one JSON object; progress and messages go to stderr.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stderr = Console(stderr=True)
+
+
+def _enable_compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk: a repeated command skips seconds of compiling."""
+    import os
+
+    import jax
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toylab" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@app.callback()
+def _setup() -> None:
+    _enable_compilation_cache()
 
 
 def _fail(message: str) -> None:
@@ -123,10 +140,12 @@ def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
         sys.stdout.write(json.dumps(payload) + "\n")
         stderr.print(f"run folder: {folder}")
         return
-    console = Console()
+    # Rows are wide (n values of D_i); when piped, rich would wrap them at 80 columns.
+    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
     table = Table(title="Best seed per feature probability (lowest final loss)")
     for column in ("p", "1/(1−S)", "loss", "elicited", "feat/dim", "D_i", "geometry"):
-        table.add_column(column, justify="right" if column != "geometry" else "left")
+        table.add_column(column, justify="left" if column in ("D_i", "geometry") else "right",
+                         no_wrap=column == "D_i")
     from toylab.metrics import describe_dicts
 
     for best in summary["best"]:

@@ -1,0 +1,55 @@
+"""Measurements of trained weights.
+
+Superposition (Elhage et al. 2022, "Toy Models of Superposition"): jittable per-matrix and
+per-feature measures in :mod:`toylab.metrics.superposition`, and the host-side polytope
+classifier in :mod:`toylab.metrics.geometry`. All take ``W`` of shape
+``(..., d_hidden, n_features)`` with features as columns.
+"""
+
+from toylab.metrics.geometry import (
+    D_TOLERANCE,
+    NOT_REPRESENTED,
+    OTHER,
+    OVERLAP_THRESHOLD,
+    POLYTOPES,
+    RANK_TOLERANCE,
+    FeatureGroup,
+    describe,
+    describe_dicts,
+    geometry,
+)
+from toylab.metrics.superposition import (
+    REPRESENTED_THRESHOLD,
+    as_weight_matrix,
+    dimensions_per_feature,
+    feature_dimensionality,
+    feature_norms,
+    features_per_dimension,
+    interference,
+    n_represented,
+    represented,
+)
+
+__all__ = [
+    # superposition: jittable, batched over leading axes
+    "REPRESENTED_THRESHOLD",
+    "as_weight_matrix",
+    "features_per_dimension",
+    "dimensions_per_feature",
+    "feature_norms",
+    "feature_dimensionality",
+    "interference",
+    "represented",
+    "n_represented",
+    # geometry: host-side, one matrix
+    "POLYTOPES",
+    "NOT_REPRESENTED",
+    "OTHER",
+    "OVERLAP_THRESHOLD",
+    "RANK_TOLERANCE",
+    "D_TOLERANCE",
+    "FeatureGroup",
+    "geometry",
+    "describe",
+    "describe_dicts",
+]

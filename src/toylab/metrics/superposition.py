@@ -1,0 +1,397 @@
+"""How much superposition a weight matrix holds: per-matrix and per-feature measures.
+
+Elhage et al. (2022), "Toy Models of Superposition", §2 and §6
+(https://transformer-circuits.pub/2022/toy_model).
+
+Convention: ``W`` has shape ``(..., d_hidden, n_features)``; feature ``i`` is column ``W_i`` and
+``Ŵ_i = W_i / ‖W_i‖`` its direction. Leading axes (e.g. ``models``) are batch axes: every
+function maps over them, so a stack of trained autoencoders is measured in one call.
+
+Every function except :func:`as_weight_matrix` is pure ``jax.numpy``: it works under
+``jax.jit``, ``jax.vmap`` and ``jax.grad``, is NaN-free for zero columns (with NaN-free
+gradients), and is clean under strict rank and dtype promotion.
+
+Scale (the seed's S2 critique): :func:`features_per_dimension` and :func:`interference` scale as
+``c²`` when ``W`` is multiplied by ``c > 0``; :func:`feature_dimensionality` and
+:func:`represented` do not change.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from toylab.errors import ConfigError
+
+__all__ = [
+    "REPRESENTED_THRESHOLD",
+    "as_weight_matrix",
+    "features_per_dimension",
+    "dimensions_per_feature",
+    "feature_norms",
+    "feature_dimensionality",
+    "interference",
+    "represented",
+    "n_represented",
+]
+
+# Default for `represented`: a feature counts when its norm is at least this fraction of the
+# largest feature norm. Trained autoencoders are bimodal: in n=20, m=5 (importance 0.9^i, AdamW,
+# 10k steps, densities 0.001–1) dropped features sit at ≤ 0.02 of the largest norm and kept ones
+# at ≥ 0.87. The only intermediate norms come from partial solutions (n=2, m=1 local minima:
+# 0.17–0.42), where the weaker feature is still read out; 0.25 counts such weakly represented
+# features (relative norm 0.3–0.6) and stays 10× above the floor where dropped features sit.
+REPRESENTED_THRESHOLD = 0.25
+
+# A column whose squared norm is below this fraction of the largest one is treated as exactly
+# zero: its direction is float noise (relative norm 1e-6 ≈ float32 resolution).
+_ZERO_RELATIVE_SQ_NORM = 1e-12
+
+# Below this absolute norm a feature is never represented, whatever the other norms are: it
+# stops a matrix of all-but-zero columns from calling its largest noise column "represented".
+_MIN_REPRESENTED_NORM = 1e-6
+
+
+def _jit_on_floats(metric: Callable[[Array], Array]) -> Callable[[ArrayLike], Array]:
+    """Compile ``metric`` once per shape and dtype, after checking and converting its input.
+
+    The check runs at trace time (shapes and dtypes are static), so it also guards calls made
+    under an outer ``jax.jit``/``jax.vmap``; calling the metric eagerly costs one compiled
+    program instead of one dispatch per operation.
+    """
+    compiled = jax.jit(metric)
+
+    @functools.wraps(metric)
+    def checked(W: ArrayLike) -> Array:
+        return compiled(_as_float(W))
+
+    return checked
+
+
+def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidden n_features"]:
+    """Turn any array-like into a float JAX weight matrix with features on the last axis.
+
+    Accepts numpy arrays, JAX arrays, nested lists and PyTorch tensors (duck-typed through
+    ``.detach().cpu().numpy()``, so torch is never imported). Host-side: call it outside
+    ``jax.jit``, once, on matrices that come from a user.
+
+    Args:
+      w: the weight matrix, shape ``(..., d_hidden, n_features)`` (or
+        ``(..., n_features, d_hidden)`` with ``feature_axis=0``). Integers are converted to
+        float; float16/bfloat16 are widened to float32.
+      feature_axis: which of the two matrix (trailing) axes indexes features: 1 for the
+        columns (``h = W x``, the paper's ``W``), 0 for the rows (a PyTorch ``nn.Linear``
+        decoder's ``weight``, shape ``(n_features, d_hidden)``).
+
+    Returns:
+      A floating JAX array of shape ``(..., d_hidden, n_features)``.
+
+    Raises:
+      ConfigError (a ``ValueError``): fewer than 2 dimensions, a non-numeric or complex input,
+        a NaN or infinite entry (the message names its index), or ``feature_axis`` not 0 or 1.
+
+    Example:
+      >>> as_weight_matrix([[1, 0, -1]]).shape
+      (1, 3)
+      >>> as_weight_matrix([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], feature_axis=0).tolist()
+      [[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]
+    """
+    if isinstance(feature_axis, bool) or feature_axis not in (0, 1):
+        raise ConfigError(
+            f"feature_axis={feature_axis!r}: expected 0 (features are rows) or 1 (features are columns)"
+        )
+    if isinstance(w, jax.core.Tracer):
+        raise ConfigError(
+            "as_weight_matrix got a traced array: it is a host-side check; call it before jax.jit, "
+            "or pass the array straight to the metric functions"
+        )
+    if hasattr(w, "detach"):  # a PyTorch tensor, possibly on a GPU and requiring grad
+        w = w.detach().cpu().numpy()
+    try:
+        array = np.asarray(w)
+    except (TypeError, ValueError) as exc:  # ragged nested lists, unconvertible objects
+        raise ConfigError(f"expected a numeric weight matrix, could not convert {type(w).__name__}: {exc}") from None
+    kind = array.dtype.kind
+    if kind not in "biuf":  # bool, signed, unsigned, float; not complex, strings or objects
+        raise ConfigError(f"expected a real numeric weight matrix, got dtype {array.dtype} of shape {array.shape}")
+    if array.ndim < 2:
+        raise ConfigError(f"expected a 2-D weight matrix (d_hidden, n_features), got shape {array.shape}")
+    if kind != "f" or array.dtype.itemsize < 4:
+        array = array.astype(np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = array[index]
+        others = int(bad.sum()) - 1
+        more = f" (and {others} more non-finite entries)" if others else ""
+        raise ConfigError(
+            f"weight matrix of shape {array.shape} contains {value} at index {index}{more}; "
+            "a diverged training run? check the loss history"
+        )
+    if feature_axis == 0:
+        array = np.swapaxes(array, -1, -2)
+    # float64 stays float64 only when jax_enable_x64 is on; JAX otherwise converts it to float32.
+    return jnp.asarray(array)
+
+
+@_jit_on_floats
+def features_per_dimension(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "..."]:
+    """Features per hidden dimension, ``‖W‖_F² / m``.
+
+    .. math:: \\frac{\\|W\\|_F^2}{m} = \\frac{1}{m} \\sum_i \\|W_i\\|^2
+
+    With unit-norm represented features and dropped ones at zero this counts represented
+    features per dimension (the paper's §6 y-axis is its reciprocal). It scales as ``c²``
+    when ``W`` is scaled by ``c``: meaningful in the tied autoencoder, where the scale changes
+    the loss, but not in a bias-free ReLU classifier (the seed's critique, SPEC S2).
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(...)``.
+
+    Example:
+      >>> float(features_per_dimension([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]]))
+      1.5
+    """
+    m = W.shape[-2]
+    return jnp.sum(W**2, axis=(-2, -1)) / m
+
+
+@_jit_on_floats
+def dimensions_per_feature(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "..."]:
+    """Dimensions per feature, ``m / ‖W‖_F²``: the reciprocal of :func:`features_per_dimension`.
+
+    .. math:: \\frac{m}{\\|W\\|_F^2}
+
+    The paper's Figure (§6, "Feature Dimensionality") plots this against ``1/(1−S)``: it
+    "sticks" at 1 and 1/2. Infinite for an all-zero ``W``.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(...)``.
+
+    Example:
+      >>> float(dimensions_per_feature([[1.0, -1.0]]))
+      0.5
+    """
+    m = W.shape[-2]
+    return m / jnp.sum(W**2, axis=(-2, -1))
+
+
+@_jit_on_floats
+def feature_norms(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "... n_features"]:
+    """The norm of each feature's column, ``‖W_i‖``.
+
+    .. math:: \\|W_i\\| = \\sqrt{\\textstyle\\sum_k W_{ki}^2}
+
+    In the trained autoencoder a represented feature has norm ≈ 1 and a dropped one ≈ 0
+    (Elhage et al. 2022, §2). The gradient of a zero column's norm is 0, not NaN.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(..., n_features)``.
+
+    Example:
+      >>> feature_norms([[3.0, 0.0], [4.0, 0.0]]).tolist()
+      [5.0, 0.0]
+    """
+    scale = _safe_scale(W)  # (..., 1, 1): squares of W/scale neither overflow nor underflow
+    sq = jnp.sum((W / scale) ** 2, axis=-2)  # (..., n_features)
+    nonzero = sq > 0
+    # Double where: sqrt's gradient at 0 is infinite, so keep 0 out of the taken branch.
+    norm = jnp.sqrt(jnp.where(nonzero, sq, 1.0))
+    return jnp.where(nonzero, norm, 0.0) * scale[..., 0, :]
+
+
+@_jit_on_floats
+def feature_dimensionality(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "... n_features"]:
+    """Per-feature dimensionality ``D_i``: the fraction of a dimension feature ``i`` gets.
+
+    .. math::
+        D_i = \\frac{\\|W_i\\|^2}{\\sum_j (\\hat W_i \\cdot W_j)^2}
+            = \\frac{\\|W_i\\|^2}{\\|W_i\\|^2 + \\sum_{j \\ne i} (\\hat W_i \\cdot W_j)^2}
+
+    ``D_i = 1`` for a feature with a dedicated dimension, 1/2 for an antipodal pair, 2/3 in a
+    triangle, 3/4 in a tetrahedron, 2/5 in a pentagon, 3/8 in a square antiprism, and 0 for a
+    zero column (also one below 1e-6 of the largest column norm, whose direction is float
+    noise). ``0 ≤ D_i ≤ 1`` and ``Σ_i D_i ≤ m``. Scale-invariant: ``D_i(cW) = D_i(W)`` for
+    ``c > 0``, which makes it the measure that survives the seed's critique (SPEC S2).
+
+    The second form (``D_i = ‖W_i‖²/(‖W_i‖² + interference_i)``) is what is computed: it
+    keeps ``D_i ≤ 1`` exactly in floating point.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(..., n_features)``, in [0, 1]. NaN-free, with NaN-free gradients.
+
+    Reference:
+      Elhage et al. (2022), "Toy Models of Superposition", §6 "Feature Dimensionality".
+
+    Example:
+      >>> import numpy as np
+      >>> angles = 2 * np.pi * np.arange(5) / 5
+      >>> pentagon = np.stack([np.cos(angles), np.sin(angles)])  # (2, 5)
+      >>> [round(float(d), 4) for d in feature_dimensionality(pentagon)]
+      [0.4, 0.4, 0.4, 0.4, 0.4]
+    """
+    # D is scale-invariant, so measure W / max|W_ki|: every column has a well-defined direction
+    # unless it is negligible against the largest, whatever the overall scale.
+    v = W / _safe_scale(W)
+    w_hat, sq, is_zero = _directions(v)
+    off = _off_diagonal_overlaps_sq(w_hat, v)  # (..., n_features)
+    denominator = jnp.where(is_zero, 1.0, sq + off)  # ≥ sq ≥ 1e-12 · max sq for kept columns
+    return jnp.where(is_zero, 0.0, sq / denominator)
+
+
+@_jit_on_floats
+def interference(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "... n_features"]:
+    """How much the other features project onto feature ``i``'s direction.
+
+    .. math:: \\sum_{j \\ne i} (\\hat W_i \\cdot W_j)^2
+
+    Zero for a feature orthogonal to all others and for a zero column. Scales as ``c²``.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(..., n_features)``, non-negative.
+
+    Reference:
+      Elhage et al. (2022), "Toy Models of Superposition", §2 (the interference term in the
+      figures' right-hand bars).
+
+    Example:
+      >>> interference([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]).tolist()
+      [1.0, 1.0, 0.0]
+    """
+    w_hat, _, _ = _directions(W / _safe_scale(W))
+    return _off_diagonal_overlaps_sq(w_hat, W)
+
+
+def represented(
+    W: Float[ArrayLike, "... d_hidden n_features"], threshold: float = REPRESENTED_THRESHOLD
+) -> Bool[Array, "... n_features"]:
+    """Which features the matrix represents: a norm that is not negligible against the largest.
+
+    .. math:: \\text{represented}_i \\iff \\|W_i\\| \\ge t \\cdot \\max_j \\|W_j\\|
+              \\;\\text{and}\\; \\|W_i\\| > 10^{-6}
+
+    The test is relative, so it works for any scale (a rescaled classifier layer, SPEC S2, as
+    well as the autoencoder, whose represented features have norm ≈ 1 and dropped ones ≈ 0).
+    Default ``t = 0.25``: trained autoencoders are bimodal (dropped features ≤ 0.02 of the
+    largest norm, kept ones ≥ 0.87, in n=20, m=5 over densities 0.001–1); the intermediate
+    norms that do occur (0.17–0.42, partial solutions of n=2, m=1) belong to a feature that is
+    still read out, so a weakly represented feature of relative norm 0.3–0.6 counts, while
+    the threshold stays 10× above where dropped features sit. ``t = 0.5`` would drop those.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+      threshold: ``t`` in [0, 1], the fraction of the largest feature norm.
+
+    Returns:
+      Boolean mask, shape ``(..., n_features)``.
+
+    Example:
+      >>> represented([[1.0, 0.4, 0.01]]).tolist()
+      [True, True, False]
+    """
+    return _represented(_as_float(W), _checked_threshold(threshold))
+
+
+def n_represented(
+    W: Float[ArrayLike, "... d_hidden n_features"], threshold: float = REPRESENTED_THRESHOLD
+) -> Int[Array, "..."]:
+    """The number of represented features (see :func:`represented` for the test and default).
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+      threshold: fraction of the largest feature norm a feature needs.
+
+    Returns:
+      Integer count, shape ``(...)``.
+
+    Example:
+      >>> int(n_represented([[1.0, 0.0, -1.0], [0.0, 0.9, 0.0]]))
+      3
+    """
+    return jnp.sum(represented(W, threshold), axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Internals: shared by the functions above, all jittable.
+
+
+@jax.jit
+def _represented(W: Float[Array, "... d_hidden n_features"], threshold: float | Array) -> Bool[Array, "... n_features"]:
+    norms = feature_norms(W)  # (..., n_features)
+    largest = jnp.max(norms, axis=-1, keepdims=True)  # (..., 1)
+    return (norms >= threshold * largest) & (norms > _MIN_REPRESENTED_NORM)
+
+
+def _as_float(W: ArrayLike) -> Float[Array, "... d_hidden n_features"]:
+    w = jnp.asarray(W)
+    if w.ndim < 2:  # static: raised at trace time, never inside a compiled function
+        raise ConfigError(f"expected a 2-D weight matrix (d_hidden, n_features), got shape {w.shape}")
+    if jnp.issubdtype(w.dtype, jnp.complexfloating):
+        raise ConfigError(f"expected a real weight matrix, got dtype {w.dtype}")
+    if not jnp.issubdtype(w.dtype, jnp.floating) or w.dtype.itemsize < 4:
+        # Integers, and half precision whose squared norms lose 3 of 4 digits: measure in
+        # float32 (float64 when x64 is on).
+        w = w.astype(jax.dtypes.canonicalize_dtype(jnp.float64))
+    return w
+
+
+def _safe_scale(w: Float[Array, "... d_hidden n_features"]) -> Float[Array, "... 1 1"]:
+    """max |w_ki| per matrix, or 1 for an all-zero matrix."""
+    scale = jnp.max(jnp.abs(w), axis=(-2, -1), keepdims=True)
+    return jnp.where(scale > 0, scale, 1.0)
+
+
+def _directions(
+    v: Float[Array, "... d_hidden n_features"],
+) -> tuple[Float[Array, "... d_hidden n_features"], Float[Array, "... n_features"], Bool[Array, "... n_features"]]:
+    """Unit columns Ŵ (0 for negligible ones), squared norms, and which columns are negligible."""
+    sq = jnp.sum(v**2, axis=-2)  # (..., n_features)
+    is_zero = sq <= _ZERO_RELATIVE_SQ_NORM * jnp.max(sq, axis=-1, keepdims=True)
+    # Double where: dividing by a zero norm would put NaN into the gradient even where the
+    # result is masked out, so negligible columns divide by 1 and are then replaced by 0.
+    norm = jnp.sqrt(jnp.where(is_zero, 1.0, sq))[..., None, :]  # (..., 1, n_features)
+    w_hat = jnp.where(is_zero[..., None, :], 0.0, v / norm)
+    return w_hat, sq, is_zero
+
+
+def _off_diagonal_overlaps_sq(
+    w_hat: Float[Array, "... d_hidden n_features"], w: Float[Array, "... d_hidden n_features"]
+) -> Float[Array, "... n_features"]:
+    """Σ_{j≠i} (Ŵ_i · W_j)², summing the off-diagonal terms instead of subtracting the diagonal."""
+    overlaps = jnp.einsum("...hi,...hj->...ij", w_hat, w)  # (..., n_features, n_features)
+    n = overlaps.shape[-1]
+    diagonal = jnp.broadcast_to(jnp.eye(n, dtype=bool), overlaps.shape)
+    return jnp.sum(jnp.where(diagonal, 0.0, overlaps**2), axis=-1)
+
+
+def _checked_threshold(threshold: float | Array) -> float | Array:
+    """A concrete threshold as a Python float (weakly typed: no dtype promotion); tracers as is."""
+    if isinstance(threshold, jax.core.Tracer):
+        return threshold  # traced (e.g. vmapped over a sweep): cannot be checked here
+    value = np.asarray(threshold)
+    if value.shape != () or value.dtype.kind not in "iuf" or not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(
+            f"threshold={threshold!r}: expected a number in [0, 1], the fraction of the largest feature norm"
+        )
+    return float(value)
