@@ -251,8 +251,10 @@ class _GroupLayout:
     def sample(self, key: jax.Array, probability: Array, batch_size: int) -> Array:
         n = self.leader.shape[0]
         u = jax.random.uniform(key, (batch_size, n))  # (batch, n_features)
-        grouped = (self.leader != np.arange(n)).any()
-        lead = u[:, self.leader] if grouped else u
+        if (self.size == 1).all():  # no groups: the common case, and the hot loop of training
+            r = u / probability
+            return jnp.where(r < 1.0, r, 0.0)
+        lead = u[:, self.leader]
         r = lead / probability[self.leader]  # (batch, n_features), in [0, size) when "on"
         member = jnp.minimum(jnp.floor(r), self.size - 1)
         exclusive = jnp.where((r < self.size) & (member == self.position), r - member, 0.0)

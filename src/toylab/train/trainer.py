@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -102,18 +103,28 @@ class TrainResult:
         return jax.tree.map(lambda leaf: leaf[index], self.params)
 
 
-def instance_key(task: Task, config: Mapping[str, Any], seed_index: int, *, seed: int = 0) -> jax.Array:
-    """The PRNG key of one instance: a function of (base seed, its config, its seed index) only.
-
-    So an instance trains identically alone or among thousands, in any order.
-    """
+def _config_digest(task: Task, config: Mapping[str, Any]) -> int:
     canonical = json.dumps(
         {"task": task.name, "spec": task.spec, "config": config},
         sort_keys=True,
         default=lambda value: np.asarray(value).tolist(),
     )
-    digest = int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=4).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=4).digest(), "little")
+
+
+@jax.jit
+@functools.partial(jax.vmap, in_axes=(None, 0, 0))
+def _instance_keys(seed, digest, seed_index):
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), digest), seed_index)
+
+
+def instance_key(task: Task, config: Mapping[str, Any], seed_index: int, *, seed: int = 0) -> jax.Array:
+    """The PRNG key of one instance: a function of (base seed, its config, its seed index) only.
+
+    So an instance trains identically alone or among thousands, in any order.
+    """
+    digest = np.asarray([_config_digest(task, config)], np.uint32)
+    return _instance_keys(seed, digest, np.asarray([seed_index], np.uint32))[0]
 
 
 def train(
@@ -138,24 +149,35 @@ def train(
     Returns:
       A :class:`TrainResult`; instance ``i`` is config ``i // len(seeds)``, seed ``i % len(seeds)``.
     """
+    # Fresh data every step makes random-number generation the largest cost of a small model.
+    # Threefry's non-partitionable layout draws the same quality of bits 2× faster on CPU
+    # (measured: 0.16 s vs 0.33 s for 1000 × 1024 × 20 uniforms); its only advantage, sharding
+    # one draw across devices, is unused here. Fixed here so results never depend on the
+    # caller's global setting.
+    with jax.threefry_partitionable(False):
+        return _train(task, configs, seeds=seeds, seed=seed, config=config or TrainConfig(),
+                      progress=progress)
+
+
+def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
     # -- 1. set-up: instances, their hyperparameters and keys -----------------------------------
-    config = config or TrainConfig()
     seed_indices = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not configs or not seed_indices:
         raise ConfigError(f"nothing to train: {len(configs)} configs × {len(seed_indices)} seeds")
     instances = [Instance(dict(c), s) for c in configs for s in seed_indices]
     hyper_per_config = [task.hyper(c) for c in configs]  # validates each config once
-    hyper = jax.tree.map(lambda *leaves: jnp.stack(leaves),
-                         *[hyper_per_config[i // len(seed_indices)] for i in range(len(instances))])
-    keys = jnp.stack([jax.random.key_data(instance_key(task, i.config, i.seed, seed=seed))
-                      for i in instances])
-    keys = jax.random.wrap_key_data(keys)
-    stream = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    # Stacked on the host: jnp.stack of thousands of arguments compiles for seconds.
+    hyper = jax.tree.map(lambda *leaves: np.repeat(np.stack(leaves), len(seed_indices), axis=0),
+                         *hyper_per_config)
+    digests = np.repeat([_config_digest(task, c) for c in configs], len(seed_indices))
+    keys = _instance_keys(seed, digests.astype(np.uint32),
+                          np.tile(np.asarray(seed_indices, np.uint32), len(configs)))
+    stream = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
     # -- 2. init ---------------------------------------------------------------------------------
     optimizer = make_optimizer(config)
-    params = jax.vmap(task.init)(stream(keys, _INIT), hyper)
-    opt_state = jax.vmap(optimizer.init)(params)
+    params = jax.jit(jax.vmap(task.init))(stream(keys, _INIT), hyper)
+    opt_state = jax.jit(jax.vmap(optimizer.init))(params)
     last_loss = jnp.full(len(instances), jnp.nan, dtype=jnp.float32)
     state = (params, opt_state, last_loss)
 
