@@ -97,3 +97,22 @@ def test_bad_input_is_refused_in_one_line_naming_the_value(build, config, needle
     with pytest.raises(ConfigError) as error:
         build().hyper(config) if config is not None else build()
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("variant", [
+    {}, {"output": "linear"}, {"tied": False},
+    {"correlated_groups": 1, "anticorrelated_groups": 1},
+])
+def test_every_task_function_is_clean_under_jit_with_strict_promotion(variant):
+    """No implicit rank broadcasting or dtype promotion hides in the model (equinox practice)."""
+    task = superposition(6, 3, **variant)
+    hyper = jax.tree.map(jnp.asarray, task.hyper({"feature_probability": 0.2, "importance": 0.9}))
+    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
+        params = jax.jit(task.init)(jax.random.key(0), hyper)
+        x = jax.jit(task.sample, static_argnums=2)(jax.random.key(1), hyper, 32)
+        loss, grads = jax.jit(jax.value_and_grad(task.loss))(params, x, hyper)
+        measured = jax.jit(task.metrics)(params, hyper)
+    assert x.shape == (32, 6) and x.dtype == jnp.float32
+    assert loss.shape == () and np.isfinite(loss)
+    assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+    assert all(np.shape(v) == () and np.isfinite(v) for v in measured.values())

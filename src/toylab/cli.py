@@ -65,6 +65,9 @@ def tms(
         help="ratio r for I_i = r^i (1 = equal), or n comma-separated weights")] = "1",
     output: Annotated[str, typer.Option(help="relu | linear")] = "relu",
     untied: Annotated[bool, typer.Option("--untied", help="separate decoder matrix")] = False,
+    correlated_groups: Annotated[int, typer.Option(help="groups of features that are on together")] = 0,
+    anticorrelated_groups: Annotated[int, typer.Option(help="groups with at most one feature on")] = 0,
+    group_size: Annotated[int, typer.Option(help="features per (anti)correlated group")] = 2,
     optimizer: Annotated[str, typer.Option(help="adamw | adam | sgd")] = "adamw",
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
     weight_decay: Annotated[float | None, typer.Option(help="default: 0.01 for adamw, 0 for sgd")] = None,
@@ -98,7 +101,9 @@ def tms(
         result = study.run(
             n_features=n_features, n_hidden=n_hidden, feature_probability=probabilities,
             importance=weights[0] if len(weights) == 1 else weights, output=output,
-            tied=not untied, seeds=seeds, seed=seed, train_config=train_config)
+            tied=not untied, correlated_groups=correlated_groups,
+            anticorrelated_groups=anticorrelated_groups, group_size=group_size,
+            seeds=seeds, seed=seed, train_config=train_config)
     except ConfigError as exc:
         _fail(str(exc))
     summary = study.summarize(result)
@@ -143,7 +148,7 @@ def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
     # Rows are wide (n values of D_i); when piped, rich would wrap them at 80 columns.
     console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
     table = Table(title="Best seed per feature probability (lowest final loss)")
-    for column in ("p", "1/(1−S)", "loss", "elicited", "feat/dim", "D_i", "geometry"):
+    for column in ("p", "1/(1−S)", "loss", "elicited", "gap", "feat/dim", "D_i", "geometry"):
         table.add_column(column, justify="left" if column in ("D_i", "geometry") else "right",
                          no_wrap=column == "D_i")
     from toylab.metrics import describe_dicts
@@ -154,6 +159,7 @@ def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
         table.add_row(
             f"{p:.3g}", f"{1 / p:.3g}", f"{best['loss']:.4g}",
             "—" if elicited is None else f"{elicited:.4g}",
+            "—" if elicited is None else f"{best['elicitation_gap']:+.1e}",
             f"{best['features_per_dimension']:.2f}",
             " ".join(f"{d:.2f}" for d in best["feature_dimensionality"]),
             describe_dicts(best["geometry"]),

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import os
@@ -43,6 +44,9 @@ def run(
     importance: float | Sequence[float] = 1.0,
     output: Literal["relu", "linear"] = "relu",
     tied: bool = True,
+    correlated_groups: int = 0,
+    anticorrelated_groups: int = 0,
+    group_size: int = 2,
     seeds: int = 1,
     seed: int = 0,
     train_config: TrainConfig | None = None,
@@ -53,9 +57,13 @@ def run(
     Args:
       feature_probability: one config per value; p = 1 − S is each feature's chance to be on.
       importance: a ratio r (I_i = r^i, 1 = equal importance) or n per-feature weights.
+      correlated_groups, anticorrelated_groups, group_size: feature groups (the paper's §7),
+        see :func:`toylab.tasks.superposition`.
       seeds: seed indices 0..seeds−1 for every config.
     """
-    task = superposition(n_features, n_hidden, output=output, tied=tied)
+    task = superposition(n_features, n_hidden, output=output, tied=tied,
+                         correlated_groups=correlated_groups,
+                         anticorrelated_groups=anticorrelated_groups, group_size=group_size)
     importance = importance if isinstance(importance, (int, float)) else list(importance)
     configs = [{"feature_probability": float(p), "importance": importance}
                for p in feature_probability]
@@ -68,6 +76,7 @@ def summarize(result: TrainResult) -> dict[str, list[dict[str, Any]]]:
     Returns:
       ``{"instances": [...], "best": [...]}``, each entry JSON-ready with
       ``feature_probability``, ``importance``, ``seed``, ``loss``, ``elicited_loss``,
+      ``elicitation_gap`` (raw − elicited loss),
       ``features_per_dimension``, ``dimensions_per_feature``, ``feature_dimensionality``,
       ``feature_norms``, ``interference``, ``n_represented``, ``geometry`` and ``history``.
     """
@@ -86,6 +95,7 @@ def summarize(result: TrainResult) -> dict[str, list[dict[str, Any]]]:
             "seed": instance.seed,
             "loss": float(final.raw["loss"][index]),
             "elicited_loss": float(final.elicited["loss"][index]) if final.elicited else None,
+            "elicitation_gap": float(final.elicitation_gap[index]) if final.elicited else None,
             "features_per_dimension": float(metrics.features_per_dimension(W[index])),
             "dimensions_per_feature": float(metrics.dimensions_per_feature(W[index])),
             **{name: values[index].tolist() for name, values in per_feature.items()},
@@ -144,7 +154,7 @@ def superposition_figures(result: TrainResult, summary: dict) -> dict[str, Any]:
     best = summary["best"]
     best_index = best_indices(result)
     W = np.asarray(result.params["W"])
-    titles = [f"p = {b['feature_probability']:.3g}\n{metrics.describe(metrics.geometry(W[i]))}"
+    titles = [f"p = {b['feature_probability']:.3g}\n{_short_geometry(metrics.geometry(W[i]))}"
               for b, i in zip(best, best_index, strict=True)]
     importance = importance_weights(best[0]["importance"], W.shape[-1])
     out = {}
@@ -163,6 +173,12 @@ def superposition_figures(result: TrainResult, summary: dict) -> dict[str, Any]:
         [f"p = {b['feature_probability']:.3g}" for b in best],
         elicited=result.history("loss", elicited=True)[:, best_index].T if result.final.elicited else None)
     return out
+
+
+def _short_geometry(groups: list[metrics.FeatureGroup]) -> str:
+    """A panel-title label: ``"pentagon"``, ``"2×digon"``, ``"other + digon"``."""
+    counts = collections.Counter(g.name for g in groups if g.name != metrics.NOT_REPRESENTED)
+    return " + ".join(f"{n}×{name}" if n > 1 else name for name, n in counts.items()) or "none"
 
 
 def _atomic_write(path: Path, write) -> Path:

@@ -179,12 +179,12 @@ def superposition(
     def reconstruct(params: dict[str, Array], x: Float[Array, "batch n_features"]) -> Float[Array, "batch n_features"]:
         h = jnp.einsum("hf,bf->bh", params["W"], x)  # (batch, d_hidden)
         W_dec = params["W_dec"] if not spec.tied else params["W"].T  # (n_features, d_hidden)
-        pre = jnp.einsum("fh,bh->bf", W_dec, h) + params["b"]  # (batch, n_features)
+        pre = jnp.einsum("fh,bh->bf", W_dec, h) + params["b"][None, :]  # (batch, n_features)
         return jax.nn.relu(pre) if spec.output == "relu" else pre
 
     def loss(params: dict[str, Array], x: Float[Array, "batch n_features"], hyper: dict[str, Array]) -> Array:
         error = (x - reconstruct(params, x)) ** 2  # (batch, n_features)
-        return jnp.mean(hyper["importance"] * error)
+        return jnp.mean(hyper["importance"][None, :] * error)
 
     def measure(params: dict[str, Array], hyper: dict[str, Array]) -> dict[str, Array]:
         del hyper
@@ -246,20 +246,22 @@ class _GroupLayout:
                 leader[members], position[members], size[members] = start, np.arange(g), g
                 kinds[members] = kind
                 start += g
-        return cls(leader, position, size, kinds == 1, kinds == 2)
+        # Position and size are compared with floor(u/p), a float: store them as floats.
+        return cls(leader, position.astype(np.float32), size.astype(np.float32), kinds == 1, kinds == 2)
 
     def sample(self, key: jax.Array, probability: Array, batch_size: int) -> Array:
         n = self.leader.shape[0]
         u = jax.random.uniform(key, (batch_size, n))  # (batch, n_features)
         if (self.size == 1).all():  # no groups: the common case, and the hot loop of training
-            r = u / probability
+            r = u / probability[None, :]
             return jnp.where(r < 1.0, r, 0.0)
         lead = u[:, self.leader]
-        r = lead / probability[self.leader]  # (batch, n_features), in [0, size) when "on"
-        member = jnp.minimum(jnp.floor(r), self.size - 1)
-        exclusive = jnp.where((r < self.size) & (member == self.position), r - member, 0.0)
+        r = lead / probability[self.leader][None, :]  # (batch, n_features), in [0, size) when "on"
+        size, position = self.size[None, :], self.position[None, :]
+        member = jnp.minimum(jnp.floor(r), size - 1)
+        exclusive = jnp.where((r < size) & (member == position), r - member, 0.0)
         if not self.is_correlated.any():
             return exclusive
-        is_leader = self.leader == np.arange(n)
+        is_leader = (self.leader == np.arange(n))[None, :]
         together = jnp.where(r < 1.0, jnp.where(is_leader, r, u), 0.0)
-        return jnp.where(self.is_correlated, together, exclusive)
+        return jnp.where(self.is_correlated[None, :], together, exclusive)

@@ -33,8 +33,8 @@ class TrainConfig(pydantic.BaseModel, frozen=True, extra="forbid"):
     eval_every_seconds: float | None = pydantic.Field(None, gt=0)
     efficiency: float = pydantic.Field(1.0, gt=0)  # effective-compute multiplier on FLOPs
     eval_batches: int = pydantic.Field(4, ge=1)  # held-out batches of batch_size per evaluation
-    # Elicitation: fine-tune a copy (the task's elicit_mask picks which parameters) with Adam
-    # for elicit_steps before measuring again; 0 turns elicited evaluations off.
+    # Elicitation: fine-tune a copy (the task's elicit_mask picks which parameters) with Adam,
+    # cosine-decayed from elicit_lr, for elicit_steps before measuring again; 0 turns it off.
     elicit_steps: int = pydantic.Field(100, ge=0)
     elicit_lr: float = pydantic.Field(1e-2, gt=0)
 

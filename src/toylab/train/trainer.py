@@ -275,8 +275,10 @@ def _evaluator(task: Task, config: TrainConfig):
         # A brief fine-tune of a copy: the task says which parameters may move.
         mask = task.elicit_mask(params) if task.elicit_mask else jax.tree.map(lambda _: True, params)
         labels = jax.tree.map(lambda tune: "tune" if tune else "freeze", mask)
-        tuner = optax.multi_transform(
-            {"tune": optax.adam(config.elicit_lr), "freeze": optax.set_to_zero()}, labels)
+        # Cosine decay to 0: a constant rate would leave the tuned copy jittering around the
+        # optimum, and the elicited score a little worse than the raw one at convergence.
+        lr = optax.cosine_decay_schedule(config.elicit_lr, max(config.elicit_steps, 1))
+        tuner = optax.multi_transform({"tune": optax.adam(lr), "freeze": optax.set_to_zero()}, labels)
 
         def tune_step(index, carry):
             params, tuner_state = carry
