@@ -3,10 +3,10 @@
 from toylab.train.config import TrainConfig
 from toylab.train.optim import learning_rate_schedule, make_optimizer
 from toylab.train.schedule import EvalPoint, next_evaluation, planned_evaluations
-from toylab.train.trainer import Evaluation, Instance, TrainResult, instance_key, train
+from toylab.train.trainer import Evaluation, Instance, TrainResult, train
 
 __all__ = [
-    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance", "instance_key",
+    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance",
     "make_optimizer", "learning_rate_schedule", "EvalPoint", "next_evaluation",
     "planned_evaluations",
 ]

@@ -36,7 +36,7 @@ from toylab.train.optim import make_optimizer
 from toylab.train.progress import LazyProgress
 from toylab.train.schedule import EvalPoint, next_evaluation
 
-__all__ = ["Instance", "Evaluation", "TrainResult", "train", "instance_key"]
+__all__ = ["Instance", "Evaluation", "TrainResult", "train"]
 
 # Sub-streams of an instance's key; fixed so that adding one never shifts another.
 _INIT, _DATA, _EVAL, _ELICIT = range(4)
@@ -61,7 +61,7 @@ class Evaluation:
     trigger: str  # init, compute, interval, time, end; "+"-joined when several fire at once
     flops: float  # training FLOPs spent per instance so far
     compute: float  # effective compute: efficiency × flops
-    wall_time: float  # seconds since training started
+    wall_time: float  # seconds from the start of training to the end of this evaluation
     raw: dict[str, np.ndarray]
     elicited: dict[str, np.ndarray]  # empty when elicitation is off
 
@@ -115,16 +115,9 @@ def _config_digest(task: Task, config: Mapping[str, Any]) -> int:
 @jax.jit
 @functools.partial(jax.vmap, in_axes=(None, 0, 0))
 def _instance_keys(seed, digest, seed_index):
+    # An instance's key depends on (base seed, its config, its seed index) only, so it trains
+    # identically alone or among thousands, in any order.
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), digest), seed_index)
-
-
-def instance_key(task: Task, config: Mapping[str, Any], seed_index: int, *, seed: int = 0) -> jax.Array:
-    """The PRNG key of one instance: a function of (base seed, its config, its seed index) only.
-
-    So an instance trains identically alone or among thousands, in any order.
-    """
-    digest = np.asarray([_config_digest(task, config)], np.uint32)
-    return _instance_keys(seed, digest, np.asarray([seed_index], np.uint32))[0]
 
 
 def train(
@@ -213,7 +206,9 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
             step = stop
             budget = min(_SEGMENT_SECONDS, (config.eval_every_seconds or np.inf) / 4)
             segment_steps = int(np.clip(budget / seconds_per_step, 1, 4 * segment_steps))
-            bar.update(step, loss=float(jnp.nanmean(state[2])), eta_seconds=seconds_per_step * (config.steps - step))
+            if stop > 1:  # the first segment's time is mostly compilation: no basis for an ETA
+                bar.update(step, loss=float(np.nanmean(np.asarray(state[2]))),
+                           eta_seconds=seconds_per_step * (config.steps - step))
 
             if step == planned.step:
                 record(planned, state[0])
