@@ -43,7 +43,8 @@ def test_trainer_records_the_planned_evaluations_with_their_compute():
     result = train(task, [{"feature_probability": 0.5}], config=config)
     planned = planned_evaluations(70, every_steps=30)
     assert [(e.step, e.trigger) for e in result.evaluations] == [tuple(p) for p in planned]
-    flops_per_step = 3 * task.flops_per_example * 16
+    flops_per_step = task.flops_per_step(16)
+    assert flops_per_step == 3 * (4 * 2 * 4 + 6 * 4) * 16
     assert [e.flops for e in result.evaluations] == [p.step * flops_per_step for p in planned]
     assert all(b.wall_time >= a.wall_time for a, b in zip(result.evaluations, result.evaluations[1:]))
     assert all(set(e.elicited) == set(e.raw) for e in result.evaluations)

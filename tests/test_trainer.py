@@ -82,7 +82,7 @@ def test_a_new_task_plugs_in_without_changing_the_trainer():
         init=lambda key, hyper: {"w": jnp.zeros(3)},
         sample=sample,
         loss=lambda p, batch, hyper: jnp.mean((batch[0] @ p["w"] - batch[1]) ** 2),
-        flops_per_example=6.0,
+        flops_per_step=lambda batch_size: 18.0 * batch_size,
         metrics=lambda p, hyper: {"error": jnp.linalg.norm(p["w"] - target)},
     )
     result = train(task, [{"noise": 0.0}, {"noise": 0.1}],

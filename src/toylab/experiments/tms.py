@@ -18,10 +18,7 @@ Example:
 from __future__ import annotations
 
 import collections
-import datetime
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,11 +26,12 @@ from typing import Any, Literal
 import numpy as np
 
 from toylab import figures, metrics
+from toylab.experiments.runs import atomic_write
 from toylab.tasks import superposition
 from toylab.tasks.superposition import importance_weights
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["TrainConfig", "run", "summarize", "best_indices", "write_run", "default_run_folder"]
+__all__ = ["TrainConfig", "run", "summarize", "best_indices", "write_run"]
 
 
 def run(
@@ -126,12 +124,6 @@ def best_indices(result: TrainResult) -> list[int]:
     return list(best.values())
 
 
-def default_run_folder(study: str, root: str | Path = "runs") -> Path:
-    """``runs/<study>-<UTC timestamp>``: a new folder name for every run."""
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{study}-{stamp}"
-
-
 def write_run(folder: str | Path, result: TrainResult, summary: dict) -> list[Path]:
     """Save ``summary.json``, ``weights.npz`` and the figures into ``folder``.
 
@@ -140,10 +132,10 @@ def write_run(folder: str | Path, result: TrainResult, summary: dict) -> list[Pa
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = [_atomic_write(folder / "summary.json",
+    written = [atomic_write(folder / "summary.json",
                              lambda f: f.write(json.dumps(summary, indent=1).encode()))]
     arrays = {name: np.asarray(leaf) for name, leaf in result.params.items()}
-    written.append(_atomic_write(folder / "weights.npz", lambda f: np.savez(f, **arrays)))
+    written.append(atomic_write(folder / "weights.npz", lambda f: np.savez(f, **arrays)))
     for name, figure in superposition_figures(result, summary).items():
         written += figures.save(figure, folder, name)
     return written
@@ -179,12 +171,3 @@ def _short_geometry(groups: list[metrics.FeatureGroup]) -> str:
     """A panel-title label: ``"pentagon"``, ``"2×digon"``, ``"other + digon"``."""
     counts = collections.Counter(g.name for g in groups if g.name != metrics.NOT_REPRESENTED)
     return " + ".join(f"{n}×{name}" if n > 1 else name for name, n in counts.items()) or "none"
-
-
-def _atomic_write(path: Path, write) -> Path:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        write(tmp)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-    return path

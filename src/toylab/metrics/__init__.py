@@ -53,3 +53,7 @@ __all__ = [
     "describe",
     "describe_dicts",
 ]
+
+from toylab.metrics import lowrank  # noqa: E402  (mode strengths, alignment, bumps)
+
+__all__ += ["lowrank"]

@@ -37,12 +37,16 @@ class Task(NamedTuple):
       init: ``init(key, hyper) -> Params`` for one instance.
       sample: ``sample(key, hyper, batch_size) -> Batch``: a fresh training batch.
       loss: ``loss(params, batch, hyper) -> scalar``.
-      flops_per_example: forward-pass FLOPs for one example; the trainer counts a training
-        step as three forward passes (backward ≈ 2× forward, Kaplan et al. 2020, §2.1).
-      metrics: ``metrics(params, hyper) -> dict[str, scalar]``: cheap, jittable measurements
+      flops_per_step: ``flops_per_step(batch_size) -> float``: FLOPs of one training step,
+        forward and backward (backward ≈ 2× forward, Kaplan et al. 2020, §2.1). The
+        evaluation schedule counts compute with it.
+      metrics: ``metrics(params, hyper) -> dict[str, array]``: cheap, jittable measurements
         recorded at every evaluation beside the loss.
       elicit_mask: ``elicit_mask(params) -> PyTree[bool]``: which parameters an elicited
         evaluation fine-tunes (the rest stay frozen); ``None`` fine-tunes all of them.
+      exact_loss: ``exact_loss(params, hyper) -> scalar``: the expected loss in closed form,
+        for tasks that have one (a matrix target); ``None`` estimates it at each evaluation
+        from held-out batches drawn with ``sample``.
     """
 
     name: str
@@ -51,6 +55,7 @@ class Task(NamedTuple):
     init: Callable[[jax.Array, Hyper], Params]
     sample: Callable[[jax.Array, Hyper, int], Batch]
     loss: Callable[[Params, Batch, Hyper], jax.Array]
-    flops_per_example: float
+    flops_per_step: Callable[[int], float]
     metrics: Callable[[Params, Hyper], dict[str, jax.Array]]
     elicit_mask: Callable[[Params], PyTree] | None = None
+    exact_loss: Callable[[Params, Hyper], jax.Array] | None = None

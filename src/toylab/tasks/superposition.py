@@ -200,8 +200,8 @@ def superposition(
         return {name: name == "b" for name in params}
 
     # Forward FLOPs per example: encode 2mn, decode 2mn, bias + ReLU 2n, weighted squared
-    # error and its mean 4n (multiply-adds count as 2, as in Kaplan et al. 2020).
-    flops = 4.0 * m * n + 6.0 * n
+    # error and its mean 4n (multiply-adds count as 2); a step is 3 forward passes.
+    forward_flops = 4.0 * m * n + 6.0 * n
     return Task(
         name="superposition",
         spec=spec.model_dump(),
@@ -209,7 +209,7 @@ def superposition(
         init=init,
         sample=sample,
         loss=loss,
-        flops_per_example=flops,
+        flops_per_step=lambda batch_size: 3.0 * forward_flops * batch_size,
         metrics=measure,
         elicit_mask=elicit_mask,
     )

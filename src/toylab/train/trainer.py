@@ -55,7 +55,7 @@ class Instance:
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """One evaluation of every instance. Metric arrays have shape ``(models,)``."""
+    """One evaluation of every instance. Metric arrays have shape ``(models, ...)``."""
 
     step: int
     trigger: str  # init, compute, interval, time, end; "+"-joined when several fire at once
@@ -84,7 +84,7 @@ class TrainResult:
     evaluations: list[Evaluation]
 
     def history(self, metric: str = "loss", *, elicited: bool = False) -> np.ndarray:
-        """A metric at every evaluation, shape ``(evaluations, models)``."""
+        """A metric at every evaluation, shape ``(evaluations, models, ...)``."""
         rows = [e.elicited if elicited else e.raw for e in self.evaluations]
         if metric not in rows[-1]:
             raise KeyError(f"no {'elicited ' if elicited else ''}metric {metric!r}; have {sorted(rows[-1])}")
@@ -179,7 +179,7 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
     evaluate = _evaluator(task, config)
     data_keys, eval_keys, elicit_keys = (stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
 
-    flops_per_step = 3.0 * task.flops_per_example * config.batch_size
+    flops_per_step = task.flops_per_step(config.batch_size)
     started = time.perf_counter()
     evaluations: list[Evaluation] = []
 
@@ -254,8 +254,9 @@ def _segment_runner(task: Task, optimizer: optax.GradientTransformation, batch_s
 def _evaluator(task: Task, config: TrainConfig):
     """``evaluate(params, hyper, eval_keys, elicit_keys) -> (raw, elicited)`` metric dicts.
 
-    The loss is measured on held-out batches drawn from a key fixed per instance, so every
-    evaluation of a run sees the same data and differences between evaluations are the model's.
+    The loss is the task's exact expected loss where it has one; otherwise it is measured on
+    held-out batches drawn from a key fixed per instance, so every evaluation of a run sees the
+    same data and differences between evaluations are the model's.
     """
 
     def measure(params, hyper, eval_key):
@@ -263,8 +264,11 @@ def _evaluator(task: Task, config: TrainConfig):
             batch = task.sample(jax.random.fold_in(eval_key, index), hyper, config.batch_size)
             return task.loss(params, batch, hyper)
 
-        losses = jax.lax.map(held_out_loss, jnp.arange(config.eval_batches))
-        return {"loss": jnp.mean(losses), **task.metrics(params, hyper)}
+        if task.exact_loss is not None:
+            loss = task.exact_loss(params, hyper)
+        else:
+            loss = jnp.mean(jax.lax.map(held_out_loss, jnp.arange(config.eval_batches)))
+        return {"loss": loss, **task.metrics(params, hyper)}
 
     def elicit(params, hyper, elicit_key):
         # A brief fine-tune of a copy: the task says which parameters may move.

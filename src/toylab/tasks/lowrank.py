@@ -1,0 +1,273 @@
+"""Multi-component learning: fit a matrix target with a product of matrices.
+
+Jermyn & Shlegeris (2022), "Multi-Component Learning and S-Curves"; theory from Saxe,
+McClelland & Ganguli (2014). A model ``Z = F_1 F_2 ⋯ F_N`` (N ≥ 2 components) learns a d×d
+target ``C``; every target singular value needs all components to be right at once, so each is
+learned in its own S-curve and the loss is a staircase of plateaus.
+
+Target: ``C = U diag(s) Vᵀ`` with random orthogonal ``U, V`` and ``rank`` non-zero singular
+values, given or drawn from U[1, 4) (sorted, largest first), all from ``target_seed``; or an
+explicit d×d ``target``.
+
+Losses (``Z`` and ``C`` of shape (d, d)):
+
+- ``mse``:     ``L = ½ ‖C − Z‖_F²``;
+- ``ce``:      ``C`` and ``Z`` are the logits of ONE softmax over all d² entries,
+  ``L = KL(p_C ‖ p_Z) = −Σ p_C log p_Z − H(p_C)``: cross-entropy offset by the target's
+  entropy, so ``Z = C`` has zero loss (so does ``Z = C + c`` for any constant c);
+- ``ce-rows``: the same with a softmax per row, averaged over rows;
+- ``ce-prob``: ``C`` is itself a probability distribution over the d² entries (entries ≥ 0,
+  summing to 1), ``L = KL(C ‖ softmax(vec Z))``. A generated target is a non-negative rank-k
+  matrix ``Σ_k s_k |a_k| |b_k|ᵀ`` normalised to sum 1.
+
+Training is full-batch (the loss above, exactly) unless ``entries_per_step`` is set: then each
+step sees a minibatch of target entries, drawn uniformly for ``mse`` (``½ d² · mean`` of the
+squared errors: an unbiased estimate) and from the target distribution for the cross-entropy
+losses (the mean of ``−log p_Z`` plus the fixed negative entropy: an unbiased estimate of KL).
+
+Per-instance config (may differ between instances trained side by side)::
+
+    {"rank": 2,                     # or "singular_values": [3, 2, 1] (its length is the rank)
+     "init_scale": 1e-3,            # ε
+     "target_seed": 0}              # U, V (and random singular values); or "target": d×d
+
+Init: ``random`` draws every entry of every component from N(0, ε²); ``aligned`` starts the
+components on the target's singular vectors, balanced: ``F_1 = ε U``, ``F_i = ε I`` inside,
+``F_N = ε Vᵀ``, so every mode starts at strength ``u₀ = ε^N`` (Saxe et al.'s setting).
+
+Example:
+    >>> import jax
+    >>> task = lowrank(d=4, components=2, init="aligned")
+    >>> hyper = task.hyper({"singular_values": [3.0, 1.0], "init_scale": 0.1})
+    >>> params = task.init(jax.random.key(0), hyper)
+    >>> [f.shape for f in params["factors"]]
+    [(4, 4), (4, 4)]
+    >>> float(task.metrics(params, hyper)["mode_strength"][0])  # ε² = 0.01
+    0.01...
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pydantic
+from jaxtyping import Array, Float
+
+from toylab.errors import ConfigError, validated
+from toylab.metrics import lowrank as lowrank_metrics
+from toylab.tasks.base import Task
+
+__all__ = ["lowrank", "LowRankSpec", "LOSSES", "target_matrix"]
+
+LOSSES = ("mse", "ce", "ce-rows", "ce-prob")
+# Learned directions compared with target directions for competition ("bumps").
+_OVERLAP_MODES = 8
+
+
+class LowRankSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Static hyperparameters shared by every instance of one low-rank task."""
+
+    d: int = pydantic.Field(100, ge=1)  # target and model are d × d
+    components: int = pydantic.Field(2, ge=2)  # N: Z is a product of N matrices
+    width: int | None = pydantic.Field(None, ge=1)  # inner width of the product; None = d
+    loss: Literal["mse", "ce", "ce-rows", "ce-prob"] = "mse"
+    init: Literal["random", "aligned"] = "random"
+    entries_per_step: int | None = pydantic.Field(None, ge=1)  # None = full-batch gradient
+
+    @pydantic.model_validator(mode="after")
+    def _aligned_fits(self) -> LowRankSpec:
+        if self.init == "aligned" and (self.width or self.d) > self.d:
+            raise ValueError(f"width={self.width} > d={self.d}: aligned init needs width ≤ d")
+        return self
+
+
+class _Instance(pydantic.BaseModel, frozen=True, extra="forbid"):
+    rank: int | None = pydantic.Field(None, ge=1)
+    singular_values: list[float] | None = None
+    init_scale: float = pydantic.Field(1e-3, gt=0)
+    target_seed: int = pydantic.Field(0, ge=0)
+    target: Any = None  # an explicit d × d matrix (array-like)
+
+
+def _orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:
+    # QR of a Gaussian matrix, with R's diagonal made positive: Haar-distributed (Mezzadri 2007).
+    q, r = np.linalg.qr(rng.standard_normal((d, d)))
+    return q * np.sign(np.diag(r))
+
+
+def target_matrix(d: int, loss: str, config: Mapping[str, Any]) -> np.ndarray:
+    """The d×d target an instance config describes (float64), validated.
+
+    Raises:
+      ConfigError: rank > d, a non-positive or too long list of singular values, a target of
+        the wrong shape or with NaNs, or (``ce-prob``) a target that is not a distribution.
+    """
+    instance = validated(_Instance, **config)
+    if instance.target is not None:
+        if instance.rank is not None or instance.singular_values is not None:
+            raise ConfigError("give either target or rank/singular_values, not both")
+        target = np.asarray(instance.target, dtype=np.float64)
+        if target.shape != (d, d):
+            raise ConfigError(f"target has shape {target.shape}, expected (d, d) = ({d}, {d})")
+        if not np.isfinite(target).all():
+            raise ConfigError("target contains NaN or inf")
+        if loss == "ce-prob":
+            _check_distribution(target)
+        return target
+    s = _singular_values(d, instance)
+    rng = np.random.default_rng(instance.target_seed)
+    if loss == "ce-prob":
+        # Non-negative rank-k factors keep every entry ≥ 0; normalised, a distribution.
+        a, b = np.abs(rng.standard_normal((2, d, s.size)))
+        target = (a * s) @ b.T
+        return target / target.sum()
+    U, V = _orthogonal(rng, d), _orthogonal(rng, d)
+    return (U[:, : s.size] * s) @ V[:, : s.size].T
+
+
+def _singular_values(d: int, instance: _Instance) -> np.ndarray:
+    if instance.singular_values is not None:
+        s = np.asarray(instance.singular_values, dtype=np.float64)
+        if instance.rank is not None and instance.rank != s.size:
+            raise ConfigError(f"rank={instance.rank} but {s.size} singular values were given")
+        if not (s.size and np.all(np.isfinite(s)) and np.all(s > 0)):
+            raise ConfigError(f"singular_values={s.tolist()}: need at least one, all finite and > 0")
+    else:
+        rank = instance.rank or 1
+        s = np.sort(np.random.default_rng(instance.target_seed).uniform(1.0, 4.0, rank))[::-1]
+    if s.size > d:
+        raise ConfigError(f"rank={s.size} exceeds d={d}: a d×d target has rank at most d")
+    return s
+
+
+def _check_distribution(target: np.ndarray) -> None:
+    if (target < 0).any():
+        i, j = np.argwhere(target < 0)[0]
+        raise ConfigError(f"target[{i}, {j}]={target[i, j]:.4g} is negative: "
+                          "a ce-prob target must be a probability distribution")
+    if not np.isclose(target.sum(), 1.0, atol=1e-6):
+        raise ConfigError(f"target sums to {target.sum():.6g}, not 1: "
+                          "a ce-prob target must be a probability distribution")
+
+
+def lowrank(
+    d: int = 100,
+    *,
+    components: int = 2,
+    width: int | None = None,
+    loss: Literal["mse", "ce", "ce-rows", "ce-prob"] = "mse",
+    init: Literal["random", "aligned"] = "random",
+    entries_per_step: int | None = None,
+) -> Task:
+    """Build the multi-component matrix-learning task (Jermyn & Shlegeris 2022).
+
+    Raises:
+      ConfigError: d or components out of range, an unknown loss or init, or an aligned init
+        wider than d.
+    """
+    spec = validated(LowRankSpec, d=d, components=components, width=width, loss=loss,
+                     init=init, entries_per_step=entries_per_step)
+    d, n_components, loss = spec.d, spec.components, spec.loss
+    inner = spec.width or d
+
+    def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        target = target_matrix(d, loss, config)
+        U, s, Vt = np.linalg.svd(target)
+        s[s < 1e-9 * max(s[0], 1e-300)] = 0.0
+        out = {
+            "target": target,  # (d, d)
+            "U": U, "V": Vt.T, "s": s,  # the target's SVD; U[:, k] is mode k's output direction
+            "init_scale": np.asarray(validated(_Instance, **config).init_scale),
+        }
+        if loss != "mse":
+            flat_logits = target.reshape(d, d) if loss == "ce-rows" else target.reshape(-1)
+            p = flat_logits if loss == "ce-prob" else _softmax(flat_logits)
+            out["p_target"] = p.reshape(d, d)
+            out["negentropy"] = np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=-1).mean()
+            # Cumulative distribution for drawing minibatch entries by inverse transform.
+            out["cdf"] = np.cumsum(p, axis=-1).reshape(p.shape)
+        return {name: np.asarray(value, np.float32) for name, value in out.items()}
+
+    def init_params(key: jax.Array, hyper: dict[str, Array]) -> dict[str, tuple[Array, ...]]:
+        eps = hyper["init_scale"]
+        shapes = [(d, inner)] + [(inner, inner)] * (n_components - 2) + [(inner, d)]
+        if spec.init == "random":
+            keys = jax.random.split(key, n_components)
+            return {"factors": tuple(eps * jax.random.normal(k, shape) for k, shape in zip(keys, shapes))}
+        middle = (eps * jnp.eye(inner),) * (n_components - 2)
+        return {"factors": (eps * hyper["U"][:, :inner], *middle, eps * hyper["V"][:, :inner].T)}
+
+    def product(params) -> Float[Array, "d d"]:
+        return functools.reduce(jnp.matmul, params["factors"])
+
+    def exact_loss(params, hyper) -> Array:
+        Z = product(params)
+        if loss == "mse":
+            return 0.5 * jnp.sum((hyper["target"] - Z) ** 2)
+        log_q = jax.nn.log_softmax(Z, axis=-1) if loss == "ce-rows" else \
+            jax.nn.log_softmax(Z.reshape(-1)).reshape(d, d)
+        cross = -jnp.sum(hyper["p_target"] * log_q, axis=-1)  # (d,) per row
+        return (jnp.mean(cross) if loss == "ce-rows" else jnp.sum(cross)) + hyper["negentropy"]
+
+    def sample(key: jax.Array, hyper, batch_size: int):
+        if spec.entries_per_step is None:
+            return jnp.zeros((), jnp.int32)  # full batch: the loss needs no data
+        size = spec.entries_per_step
+        if loss == "mse":
+            return jax.random.randint(key, (size,), 0, d * d)  # flat entry indices, uniform
+        if loss == "ce-rows":
+            key_row, key_col = jax.random.split(key)
+            rows = jax.random.randint(key_row, (size,), 0, d)
+            u = jax.random.uniform(key_col, (size,))
+            cols = jax.vmap(jnp.searchsorted)(hyper["cdf"][rows], u)
+            return rows * d + jnp.minimum(cols, d - 1)
+        u = jax.random.uniform(key, (size,))
+        return jnp.minimum(jnp.searchsorted(hyper["cdf"].reshape(-1), u), d * d - 1)
+
+    def train_loss(params, entries, hyper) -> Array:
+        if spec.entries_per_step is None:
+            return exact_loss(params, hyper)
+        Z = product(params)
+        if loss == "mse":
+            error = hyper["target"].reshape(-1)[entries] - Z.reshape(-1)[entries]
+            return 0.5 * d * d * jnp.mean(error**2)
+        log_q = jax.nn.log_softmax(Z, axis=-1).reshape(-1) if loss == "ce-rows" else \
+            jax.nn.log_softmax(Z.reshape(-1))
+        return -jnp.mean(log_q[entries]) + hyper["negentropy"]
+
+    def measure(params, hyper) -> dict[str, Array]:
+        Z = product(params)
+        k = min(d, _OVERLAP_MODES)
+        return {
+            "mode_strength": lowrank_metrics.mode_strengths(Z, hyper["U"], hyper["V"]),
+            "alignment": lowrank_metrics.mode_alignment(Z, hyper["U"], hyper["V"]),
+            "orthogonal_norm": lowrank_metrics.orthogonal_norm(Z, hyper["U"], hyper["V"], hyper["s"] > 0),
+            "singular_values": jnp.linalg.svd(Z, compute_uv=False),
+            "overlaps": lowrank_metrics.direction_overlaps(Z, hyper["U"][:, :k]),
+        }
+
+    # Forward FLOPs: the chained product left to right, 2·d·w² per inner factor and 2·d²·w for
+    # the last, plus ~5 per entry for the loss; a step is 3 forward passes (backward ≈ 2×).
+    forward = 2.0 * d * inner * inner * (n_components - 2) + 2.0 * d * d * inner + 5.0 * d * d
+    return Task(
+        name="lowrank",
+        spec=spec.model_dump(),
+        hyper=hyper,
+        init=init_params,
+        sample=sample,
+        loss=train_loss,
+        flops_per_step=lambda batch_size: 3.0 * forward,
+        metrics=measure,
+        elicit_mask=None,
+        exact_loss=exact_loss,
+    )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
