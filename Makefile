@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/bench_tms.py
+	$(BIN)/python benchmarks/bench_scurve.py
 
 clean:
 	rm -rf $(VENV) runs

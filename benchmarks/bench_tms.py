@@ -21,29 +21,22 @@ Expected: toylab ≥ 3× the reference on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from _sidebyside import compare, trainer_steps_per_second  # noqa: E402
 
 N_INSTANCES, N_FEATURES, N_HIDDEN, BATCH, PROBABILITY = 1000, 20, 5, 1024, 0.1
 
 
 def toylab_steps_per_second(steps: int) -> tuple[float, float]:
-    """(steps/s of the trained batch, seconds spent before the first step finished)."""
     from toylab.tasks import superposition
-    from toylab.train import TrainConfig, train
 
-    config = TrainConfig(steps=steps + 1, batch_size=BATCH, elicit_steps=0, compute_factor=1e12)
-    result = train(superposition(N_FEATURES, N_HIDDEN),
-                   [{"feature_probability": PROBABILITY, "importance": 1.0}],
-                   seeds=N_INSTANCES, config=config, progress=False)
-    first, last = result.evaluations[1], result.evaluations[-1]  # after step 1, at the end
-    assert (first.step, last.step) == (1, steps + 1)
-    return steps / (last.wall_time - first.wall_time), first.wall_time
+    return trainer_steps_per_second(
+        superposition(N_FEATURES, N_HIDDEN), [{"feature_probability": PROBABILITY, "importance": 1.0}],
+        seeds=N_INSTANCES, steps=steps, batch_size=BATCH)
 
 
 def reference_steps_per_second(steps: int) -> float:
@@ -60,26 +53,11 @@ def main() -> None:
     parser.add_argument("--toylab-steps", type=int, default=40)
     parser.add_argument("--reference-steps", type=int, default=12)
     args = parser.parse_args()
-
-    import torch
-
-    print(f"machine: {os.cpu_count()} cores; torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads)", flush=True)
-    ours, theirs, startup = [], [], []
-    for round_ in range(args.rounds):
-        rate, seconds = toylab_steps_per_second(args.toylab_steps)
-        ours.append(rate), startup.append(seconds)
-        theirs.append(reference_steps_per_second(args.reference_steps))
-        print(f"round {round_ + 1}: toylab {rate * N_INSTANCES:8.0f} model-steps/s, "
-              f"reference {theirs[-1] * N_INSTANCES:8.0f} model-steps/s", flush=True)
-    toylab_rate, reference_rate = statistics.median(ours), statistics.median(theirs)
-    print(f"\n{N_INSTANCES} instances, n={N_FEATURES}, m={N_HIDDEN}, batch {BATCH}, "
-          f"p={PROBABILITY}, AdamW")
-    print(f"toylab (JAX, compiled loop): {toylab_rate * N_INSTANCES:8.0f} model-steps/s "
-          f"({toylab_rate:.3f} steps/s; start-up incl. compile {statistics.median(startup):.1f} s)")
-    print(f"eager PyTorch reference:     {reference_rate * N_INSTANCES:8.0f} model-steps/s "
-          f"({reference_rate:.3f} steps/s)")
-    print(f"ratio: {toylab_rate / reference_rate:.2f}×")
+    compare(lambda: toylab_steps_per_second(args.toylab_steps),
+            lambda: reference_steps_per_second(args.reference_steps),
+            rounds=args.rounds, models=N_INSTANCES,
+            setting=f"{N_INSTANCES} instances, n={N_FEATURES}, m={N_HIDDEN}, batch {BATCH}, "
+                    f"p={PROBABILITY}, AdamW")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from toylab.tasks import Task, superposition
-from toylab.train import TrainConfig, learning_rate_schedule, train
+from toylab.train import TrainConfig, initial_params, learning_rate_schedule, train
 
 SHORT = TrainConfig(steps=60, batch_size=64, elicit_steps=5)
 CONFIGS = [{"feature_probability": p, "importance": 0.9} for p in (0.05, 0.3, 1.0)]
@@ -101,3 +101,12 @@ def test_trainer_results_are_well_shaped_numpy():
     assert result.history("features_per_dimension").shape == (len(result.evaluations), 6)
     with pytest.raises(KeyError, match="no metric 'nonsense'"):
         result.history("nonsense")
+
+
+def test_initial_params_are_the_weights_training_starts_from():
+    task = superposition(5, 2)
+    start = initial_params(task, CONFIGS[:2], seeds=2, seed=3)
+    one_step = train(task, CONFIGS[:2], seeds=2, seed=3,
+                     config=TrainConfig(steps=1, batch_size=8, lr=1e-9, optimizer="sgd", elicit_steps=0))
+    np.testing.assert_allclose(start["W"], one_step.params["W"], atol=1e-7)
+    assert start["W"].shape == (4, 2, 5)

@@ -29,3 +29,8 @@ __all__ = [
     "norms_and_interference",
     "save",
 ]
+
+# Multi-component learning / S-curves (SPEC S3).
+from toylab.figures.scurves import alignment, loss_curves, mode_strengths, rank_sweep  # noqa: E402
+
+__all__ += ["alignment", "loss_curves", "mode_strengths", "rank_sweep"]

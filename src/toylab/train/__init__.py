@@ -3,10 +3,10 @@
 from toylab.train.config import TrainConfig
 from toylab.train.optim import learning_rate_schedule, make_optimizer
 from toylab.train.schedule import EvalPoint, next_evaluation, planned_evaluations
-from toylab.train.trainer import Evaluation, Instance, TrainResult, train
+from toylab.train.trainer import Evaluation, Instance, TrainResult, initial_params, train
 
 __all__ = [
-    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance",
+    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance", "initial_params",
     "make_optimizer", "learning_rate_schedule", "EvalPoint", "next_evaluation",
     "planned_evaluations",
 ]

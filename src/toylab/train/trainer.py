@@ -36,7 +36,7 @@ from toylab.train.optim import make_optimizer
 from toylab.train.progress import LazyProgress
 from toylab.train.schedule import EvalPoint, next_evaluation
 
-__all__ = ["Instance", "Evaluation", "TrainResult", "train"]
+__all__ = ["Instance", "Evaluation", "TrainResult", "train", "initial_params"]
 
 # Sub-streams of an instance's key; fixed so that adding one never shifts another.
 _INIT, _DATA, _EVAL, _ELICIT = range(4)
@@ -152,8 +152,21 @@ def train(
                       progress=progress)
 
 
-def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
-    # -- 1. set-up: instances, their hyperparameters and keys -----------------------------------
+def initial_params(
+    task: Task, configs: Sequence[Mapping[str, Any]], *, seeds: int | Iterable[int] = 1, seed: int = 0
+) -> PyTree:
+    """The weights :func:`train` starts every instance from (numpy, leading ``models`` axis).
+
+    For comparing trained weights with their init, or integrating gradient flow from the same
+    starting point as a discrete run (:func:`toylab.train.gradient_flow`).
+    """
+    with jax.threefry_partitionable(False):
+        _, hyper, keys = _instances(task, configs, seeds, seed)
+        return jax.device_get(_init(task, hyper, keys))
+
+
+def _instances(task, configs, seeds, seed):
+    """Instances (config-major), their stacked hyperparameters, and their keys."""
     seed_indices = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not configs or not seed_indices:
         raise ConfigError(f"nothing to train: {len(configs)} configs × {len(seed_indices)} seeds")
@@ -165,11 +178,23 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
     digests = np.repeat([_config_digest(task, c) for c in configs], len(seed_indices))
     keys = _instance_keys(seed, digests.astype(np.uint32),
                           np.tile(np.asarray(seed_indices, np.uint32), len(configs)))
-    stream = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+    return instances, hyper, keys
+
+
+_stream = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+
+
+def _init(task, hyper, keys):
+    return jax.jit(jax.vmap(task.init))(_stream(keys, _INIT), hyper)
+
+
+def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
+    # -- 1. set-up: instances, their hyperparameters and keys -----------------------------------
+    instances, hyper, keys = _instances(task, configs, seeds, seed)
 
     # -- 2. init ---------------------------------------------------------------------------------
     optimizer = make_optimizer(config)
-    params = jax.jit(jax.vmap(task.init))(stream(keys, _INIT), hyper)
+    params = _init(task, hyper, keys)
     opt_state = jax.jit(jax.vmap(optimizer.init))(params)
     last_loss = jnp.full(len(instances), jnp.nan, dtype=jnp.float32)
     state = (params, opt_state, last_loss)
@@ -177,7 +202,7 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
     # -- 3. compiled functions: the step loop, evaluation, elicitation ---------------------------
     run_segment = _segment_runner(task, optimizer, config.batch_size)
     evaluate = _evaluator(task, config)
-    data_keys, eval_keys, elicit_keys = (stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
+    data_keys, eval_keys, elicit_keys = (_stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
 
     flops_per_step = task.flops_per_step(config.batch_size)
     started = time.perf_counter()

@@ -1,0 +1,719 @@
+"""Figures for multi-component learning: S-shaped loss curves, plateaus and sudden drops.
+
+A task that needs several components to be right at once (a low-rank target ``C`` fitted by a
+product of matrices ``Z``) learns each target singular value ``s_k`` in its own S-curve, so the
+loss is a staircase: plateau, sudden drop, plateau (Jermyn & Shlegeris 2022). For two balanced,
+aligned components gradient flow has a closed form (Saxe et al. 2014): the learned strength of
+mode ``k`` obeys ``u̇ = 2u(s − u)``, so
+
+.. math:: u_k(t) = \\frac{s_k e^{2 s_k t}}{e^{2 s_k t} - 1 + s_k / u_0},
+          \\qquad L(t) = \\tfrac12 \\sum_k (s_k - u_k(t))^2 .
+
+Every function here is pure: numpy-like arrays in, a new :class:`matplotlib.figure.Figure` out,
+with no ``pyplot`` or ``rcParams`` state. Write figures with :func:`toylab.figures.save`.
+
+Data conventions (one vocabulary for every function):
+
+- ``t``: time = learning rate × steps, shape ``(evals,)``.
+- ``loss``: shape ``(runs, evals)``, or ``(evals,)`` for one run.
+- ``plateaus``: one list per run of ``{"start", "end", "level"}`` dicts (JSON-ready, as the
+  plateau detector writes them); for one run a bare list of dicts is accepted.
+- ``drops``: one list per run of ``{"time", "size"}`` dicts.
+- theory curves: arrays on their own time grid ``theory_t``, shape ``(T,)``.
+
+References:
+    A. Jermyn and B. Shlegeris, "Multi-Component Learning and S-Curves", AI Alignment Forum,
+    2022. https://www.alignmentforum.org/posts/RKDQCB6smLWgs2Mhr
+
+    A. M. Saxe, J. L. McClelland and S. Ganguli, "Exact solutions to the nonlinear dynamics of
+    learning in deep linear neural networks", ICLR 2014. https://arxiv.org/abs/1312.6120
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+from toylab.figures import _style as st
+
+TIME_LABEL = r"time $t$  (learning rate × steps)"
+THEORY_LABEL = "Saxe et al. theory"
+PLATEAU_ALPHA = 0.18  # opacity of a plateau's shaded band
+PLATEAU_BAND = 0.12  # height of a plateau's band, as a fraction of the axes height
+# Log loss axes cannot show 0. Unless a floor is given, the axis stops at this fraction of the
+# largest loss drawn (6 decades); curves that fall below simply leave through the bottom edge.
+LOG_FLOOR_FRACTION = 1e-6
+_MAX_LEGEND_SERIES = 8  # more runs/modes than this: a colorbar or no per-series legend entries
+_MAX_PANELS_PER_ROW = 5
+
+_PLATEAU_KEYS = ("start", "end", "level")
+_DROP_KEYS = ("time", "size")
+_BUMP_KEYS = ("time", "learned", "mode")
+_PANEL_KEYS = {"title", "t", "loss", "plateaus", "drops", "theory_t", "theory_loss"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation: arrays and JSON-ready event lists, one-line errors that name the shapes.
+# ----------------------------------------------------------------------------------------------
+
+
+def _time(t, fn: str) -> np.ndarray:
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError(f"{fn} needs t shaped (evals,) with at least 2 evaluations, got {t.shape}")
+    return t
+
+
+def _runs(t: np.ndarray, loss, fn: str) -> np.ndarray:
+    """``loss`` as (runs, evals); (evals,) means one run."""
+    arr = np.asarray(loss, dtype=float)
+    loss = arr[None] if arr.ndim == 1 else arr
+    if loss.ndim != 2 or loss.shape[1] != t.shape[0] or loss.shape[0] == 0:
+        raise ValueError(
+            f"{fn} needs t shaped (evals,) and loss shaped (runs, evals) or (evals,), got "
+            f"{t.shape} and {arr.shape}"
+        )
+    return loss
+
+
+def _theory(theory_t, theory, fn: str, name: str, trailing: tuple[int, ...] = ()) -> tuple:
+    """``(theory_t, theory)`` checked; ``(None, None)`` when neither is given."""
+    if theory_t is None and theory is None:
+        return None, None
+    if theory_t is None or theory is None:
+        raise ValueError(
+            f"{fn} needs theory_t and {name} together (one is None); pass both or neither"
+        )
+    tt = np.asarray(theory_t, dtype=float)
+    th = np.asarray(theory, dtype=float)
+    want = "(T,)" if not trailing else f"(T, {', '.join(map(str, trailing))})"
+    ok = tt.ndim == 1 and th.ndim == 1 + len(trailing) and th.shape == (tt.shape[0], *trailing)
+    if not trailing and tt.ndim == 1 and th.ndim == 2 and th.shape[1] == tt.shape[0]:
+        ok = True  # several theory curves (n, T) on one grid
+        want = "(T,) or (n, T)"
+    if not ok:
+        raise ValueError(
+            f"{fn} needs theory_t shaped (T,) and {name} shaped {want}, got {tt.shape} and "
+            f"{th.shape}"
+        )
+    return tt, th
+
+
+def _events(items, runs: int, keys: tuple[str, ...], fn: str, name: str) -> list[list[dict]]:
+    """One list of ``{key: float}`` dicts per run; a bare list of dicts is one run's list."""
+    if items is None:
+        return [[] for _ in range(runs)]
+    items = list(items)
+    if all(isinstance(item, Mapping) for item in items):  # one run's list (or empty)
+        if runs != 1 and items:
+            raise ValueError(
+                f"{fn} got one list of {name} dicts but loss has {runs} runs; pass one list per "
+                "run, e.g. [[...], [...]]"
+            )
+        items = [items] if runs == 1 else items
+    if len(items) != runs:
+        raise ValueError(
+            f"{fn} got {name} for {len(items)} runs but loss has {runs} runs; pass one list per run"
+        )
+    out = []
+    for r, run in enumerate(items):
+        if isinstance(run, Mapping) or not isinstance(run, Sequence):
+            raise ValueError(
+                f"{fn} needs {name}[{r}] to be a list of dicts, got {type(run).__name__}"
+            )
+        checked = []
+        for i, event in enumerate(run):
+            if not isinstance(event, Mapping) or any(k not in event for k in keys):
+                got = (f"keys {sorted(map(str, event))}" if isinstance(event, Mapping)
+                       else repr(event))
+                raise ValueError(
+                    f"{fn} needs every {name} entry to be a dict with keys {list(keys)}, got "
+                    f"{name}[{r}][{i}] with {got}".replace("\n", " ")
+                )
+            checked.append({k: float(event[k]) for k in keys})
+        out.append(checked)
+    return out
+
+
+def _plateaus(items, runs: int, fn: str) -> list[list[dict]]:
+    plateaus = _events(items, runs, _PLATEAU_KEYS, fn, "plateaus")
+    for r, run in enumerate(plateaus):
+        for i, p in enumerate(run):
+            if not p["end"] >= p["start"]:
+                raise ValueError(
+                    f"{fn} needs start <= end for every plateau, got plateaus[{r}][{i}] with "
+                    f"start={p['start']} and end={p['end']}"
+                )
+    return plateaus
+
+
+def _labels(labels, runs: int, fn: str) -> list[str]:
+    if labels is None:
+        return ["loss"] if runs == 1 else [f"run {r}" for r in range(runs)]
+    if isinstance(labels, str):
+        labels = [labels]
+    labels = [str(s) for s in labels]
+    if len(labels) != runs:
+        raise ValueError(f"{fn} got {len(labels)} labels for {runs} runs; pass one per run")
+    return labels
+
+
+def _floor(arrays: Sequence[np.ndarray | None], loss_floor: float | None, fn: str) -> float:
+    """The bottom of a log loss axis: ``loss_floor``, or LOG_FLOOR_FRACTION × largest loss."""
+    if loss_floor is not None:
+        if not loss_floor > 0:
+            raise ValueError(f"{fn} needs loss_floor > 0 for a log loss axis, got {loss_floor}")
+        return float(loss_floor)
+    values = np.concatenate([np.ravel(a) for a in arrays if a is not None])
+    values = values[np.isfinite(values) & (values > 0)]
+    return LOG_FLOOR_FRACTION * float(values.max()) if values.size else 1e-12
+
+
+# ----------------------------------------------------------------------------------------------
+# Drawing helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _time_axis(ax: Axes, t: np.ndarray, log_time: bool, fn: str) -> float | None:
+    """Linear axis over [min t, max t], or a log axis over the positive times.
+
+    Returns the smallest positive time on a log axis (spans starting at 0 are clipped to it).
+    """
+    if not log_time:
+        ax.set_xlim(float(np.nanmin(t)), float(np.nanmax(t)))
+        return None
+    positive = t[t > 0]
+    if positive.size == 0:
+        raise ValueError(
+            f"{fn} needs at least one time t > 0 for log_time=True, got t in "
+            f"[{t.min()}, {t.max()}]"
+        )
+    ax.set_xscale("log", nonpositive="mask")
+    lo, hi = float(positive.min()), float(positive.max())
+    ax.set_xlim(lo, hi if hi > lo else lo * 10)
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    return lo
+
+
+def _loss_axis(ax: Axes, loss: np.ndarray, floor: float | None) -> None:
+    if floor is None:
+        finite = loss[np.isfinite(loss)]
+        if finite.size and finite.min() >= 0:
+            ax.set_ylim(bottom=0.0)
+        return
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _below_floor(y: np.ndarray, floor: float | None) -> np.ndarray:
+    """Values for a log axis: anything ≤ 0 is moved just under the floor (off the axes), so a
+    curve reaching 0 leaves through the bottom edge rather than breaking off early."""
+    return y if floor is None else np.maximum(y, floor * 1e-3)
+
+
+def _grid(ax: Axes) -> None:
+    ax.grid(True, which="major", color="#eeeeee", lw=0.6)
+    ax.set_axisbelow(True)
+
+
+def _draw_runs(
+    ax: Axes,
+    t: np.ndarray,
+    loss: np.ndarray,  # (runs, evals)
+    colors: Sequence,
+    labels: Sequence[str] | None,
+    plateaus: list[list[dict]],
+    drops: list[list[dict]],
+    theory_t: np.ndarray | None,
+    theory: np.ndarray | None,
+    floor: float | None,
+    t_min: float | None,
+) -> None:
+    """Runs, their plateau levels, drop markers and theory on one axes (bands come later).
+
+    ``ax.lines`` holds exactly one line per run then one per theory curve; each plateau is one
+    patch; levels and drops are collections.
+    """
+    runs = loss.shape[0]
+    lw = 1.4 if runs <= 3 else 1.0
+    for r in range(runs):
+        color = colors[r]
+        # 1. Plateau levels: a thin line over [start, end] (the bands come in _plateau_bands).
+        if plateaus[r]:
+            starts = [p["start"] if t_min is None else max(p["start"], t_min) for p in plateaus[r]]
+            ax.hlines(_below_floor(np.array([p["level"] for p in plateaus[r]]), floor), starts,
+                      [p["end"] for p in plateaus[r]], colors=[color], lw=0.8, alpha=0.9, zorder=1)
+        # 2. The run itself.
+        ax.plot(t, _below_floor(loss[r], floor), color=color, lw=lw, zorder=2,
+                label=None if labels is None else labels[r])
+        # 3. Drops: a small downward triangle on the curve at the drop time.
+        if drops[r]:
+            times = np.array([d["time"] for d in drops[r]])
+            finite = np.isfinite(loss[r])
+            y = np.interp(times, t[finite], loss[r][finite]) if finite.any() else times * np.nan
+            ax.scatter(times, _below_floor(y, floor), marker="v", s=22, color=[color],
+                       edgecolors="white", linewidths=0.5, zorder=4)
+    # 4. Theory: dashed black, on top.
+    if theory is not None:
+        for curve in np.atleast_2d(theory):
+            ax.plot(theory_t, _below_floor(curve, floor), color=st.INK, ls="--", lw=1.1, zorder=3)
+
+
+def _plateau_bands(ax: Axes, plateaus: list[list[dict]], colors: Sequence, floor: float | None,
+                   t_min: float | None) -> None:
+    """One translucent band per plateau over [start, end], centred on its level.
+
+    The band is PLATEAU_BAND of the axes height whatever the scale, so it is drawn in axes
+    coordinates and must come after the axis limits are final (they are frozen here). Bands of
+    different runs only overlap where their plateaus do, unlike full-height spans.
+    """
+    ax.set_ylim(ax.get_ylim())  # freeze: the band positions below depend on the limits
+    to_axes = ax.transAxes.inverted()
+    x0 = ax.get_xlim()[0]
+    for r, run in enumerate(plateaus):
+        for p in run:
+            level = float(_below_floor(np.array(p["level"]), floor))
+            y = float(np.clip(to_axes.transform(ax.transData.transform((x0, level)))[1], 0, 1))
+            start = p["start"] if t_min is None else max(p["start"], t_min)
+            ax.axvspan(start, max(p["end"], start), ymin=max(y - PLATEAU_BAND / 2, 0.0),
+                       ymax=min(y + PLATEAU_BAND / 2, 1.0), color=colors[r],
+                       alpha=PLATEAU_ALPHA, lw=0, zorder=0)
+
+
+def _key_handles(plateaus: bool, drops: bool, theory: bool, *, bumps: bool = False) -> tuple:
+    """Legend proxies for the marks shared by every run: plateau, drop, theory."""
+    handles, names = [], []
+    grey = "#777777"
+    if plateaus:
+        handles.append((Patch(facecolor=grey, alpha=2 * PLATEAU_ALPHA, lw=0),
+                        Line2D([], [], color=grey, lw=0.8)))
+        names.append("plateau")
+    if drops:
+        handles.append(Line2D([], [], ls="none", marker="v", ms=5, color=grey, mec="white",
+                              mew=0.5))
+        names.append("drop")
+    if bumps:
+        handles.append(Line2D([], [], ls="none", marker="o", ms=5, mfc="none", mec=st.INK, mew=0.9))
+        names.append("bump")
+    if theory:
+        handles.append(Line2D([], [], color=st.INK, ls="--", lw=1.1))
+        names.append(THEORY_LABEL)
+    return handles, names
+
+
+def _grid_shape(n: int) -> tuple[int, int]:
+    rows = int(np.ceil(n / _MAX_PANELS_PER_ROW))
+    return rows, int(np.ceil(n / rows))
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+
+
+def loss_curves(
+    t,
+    loss,
+    *,
+    labels: Sequence[str] | None = None,
+    plateaus=None,
+    drops=None,
+    theory_t=None,
+    theory_loss=None,
+    log_time: bool = False,
+    log_loss: bool = False,
+    loss_floor: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Loss against time, one line per run, with plateaus shaded, drops marked and theory dashed.
+
+    Each run's plateaus are translucent bands over ``[start, end]`` in the run's colour (alpha
+    0.18, 12% of the axes height, centred on the plateau ``level``) with a thin line at the
+    level; each drop is a small downward triangle on
+    the curve at its ``time``. The theory curve (e.g. Saxe et al.'s closed form
+    ``L(t) = ½ Σ_k (s_k − u_k(t))²``) is dashed black on the same axes. For a target with
+    distinct singular values the picture is a staircase: plateau levels ``½ Σ_{j>k} s_j²``,
+    each drop removing ``½ s_k²`` (Jermyn & Shlegeris 2022, rank-k figures).
+
+    Args:
+        t: time (learning rate × steps), shape (evals,).
+        loss: shape (runs, evals) or (evals,).
+        labels: one legend label per run; ``None`` gives "loss" (one run) or "run r".
+        plateaus: one list per run of ``{"start", "end", "level"}`` dicts (a bare list for one
+            run), or ``None``.
+        drops: one list per run of ``{"time", "size"}`` dicts, or ``None``.
+        theory_t: the theory's own time grid, shape (T,).
+        theory_loss: shape (T,), or (n, T) for several theory curves.
+        log_time: log time axis (times ≤ 0 are not drawn; spans starting there are clipped).
+        log_loss: log loss axis, from ``loss_floor`` up; curves reaching 0 leave through the
+            bottom edge.
+        loss_floor: bottom of the log loss axis; ``None`` uses 1e-6 × the largest loss drawn.
+        title: axes title.
+
+    Returns:
+        A figure with one axes: ``ax.lines`` holds one line per run then the theory curve(s),
+        ``ax.patches`` one band per plateau.
+
+    Raises:
+        ValueError: shapes that do not match (named in the message), malformed plateau/drop
+            dicts, or a plateau with ``end < start``.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.linspace(0, 5, 50)
+        >>> fig = loss_curves(t, np.exp(-t), plateaus=[{"start": 0, "end": 1, "level": 0.9}])
+        >>> len(fig.axes), len(fig.axes[0].lines), len(fig.axes[0].patches)
+        (1, 1, 1)
+    """
+    fn = "loss_curves"
+    t = _time(t, fn)
+    loss = _runs(t, loss, fn)
+    runs = loss.shape[0]
+    labels = _labels(labels, runs, fn)
+    plateaus = _plateaus(plateaus, runs, fn)
+    drops = _events(drops, runs, _DROP_KEYS, fn, "drops")
+    theory_t, theory_loss = _theory(theory_t, theory_loss, fn, "theory_loss")
+    floor = _floor([loss, theory_loss], loss_floor, fn) if log_loss else None
+
+    fig = st.new_figure(6.6, 3.5)  # legend outside on the right: curves fill the whole axes
+    ax = fig.add_subplot()
+    t_min = _time_axis(ax, t, log_time, fn)
+    colors = st.series_colors(runs)
+    _draw_runs(ax, t, loss, colors, labels, plateaus, drops, theory_t, theory_loss, floor, t_min)
+    _loss_axis(ax, loss, floor)
+    _plateau_bands(ax, plateaus, colors, floor, t_min)
+
+    ax.set_xlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
+    ax.set_ylabel(r"loss $L$", fontsize=st.LABEL_SIZE)
+    if title:
+        ax.set_title(title, fontsize=st.TITLE_SIZE)
+    _grid(ax)
+    st.tidy(ax)
+
+    handles, names = ax.get_legend_handles_labels()
+    if runs > _MAX_LEGEND_SERIES + 4:  # too many runs to name: key only
+        handles, names = [], []
+    extra = _key_handles(any(plateaus), any(drops), theory_loss is not None)
+    handles, names = handles + extra[0], names + extra[1]
+    fig.legend(handles, names, loc="outside right upper", fontsize=st.NOTE_SIZE, frameon=False)
+    return fig
+
+
+def mode_strengths(
+    t,
+    strengths,
+    singular_values,
+    *,
+    theory_t=None,
+    theory=None,
+    log_time: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Each target mode's learned strength against time: one S-curve per singular value.
+
+    For a target ``C = Σ_k s_k a_k b_kᵀ`` (singular vectors ``a_k``, ``b_k``) the learned
+    strength of mode ``k`` is the projection of the model ``Z`` on it,
+
+    .. math:: u_k = a_k^\\top Z\\, b_k ,
+
+    which rises from the init scale ``u_0`` to ``s_k`` in an S-curve, larger ``s_k`` first
+    (Saxe et al. 2014; Jermyn & Shlegeris 2022). One colour per mode (modes numbered from 1,
+    ``s_1 ≥ s_2 ≥ …`` as given); a dotted line in the same colour marks each target ``s_k``,
+    and the theory, e.g. ``u_k(t) = s_k e^{2 s_k t} / (e^{2 s_k t} − 1 + s_k/u_0)``, is dashed
+    in the same colour. Several runs are drawn thinner in the mode's colour. Up to 8 modes are
+    named in the legend; beyond that a colorbar gives the mode index.
+
+    Args:
+        t: time (learning rate × steps), shape (evals,).
+        strengths: ``u_k``, shape (evals, modes) or (runs, evals, modes).
+        singular_values: ``s_k``, shape (modes,).
+        theory_t: the theory's own time grid, shape (T,).
+        theory: theory strengths, shape (T, modes).
+        log_time: log time axis (times ≤ 0 are not drawn).
+        title: axes title.
+
+    Returns:
+        A figure with one axes (plus a colorbar axes beyond 8 modes). ``ax.lines`` holds
+        ``runs × modes`` data lines, then ``modes`` theory lines (dashed), then ``modes``
+        dotted target lines.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.linspace(0, 5, 50)
+        >>> s = np.array([2.0, 1.0])
+        >>> u = s / (1 + np.exp(-4 * (t[:, None] - 3 / s)))  # (evals, modes)
+        >>> fig = mode_strengths(t, u, s)
+        >>> len(fig.axes), len(fig.axes[0].lines)
+        (1, 4)
+    """
+    fn = "mode_strengths"
+    t = _time(t, fn)
+    arr = np.asarray(strengths, dtype=float)
+    u = arr[None] if arr.ndim == 2 else arr
+    s = np.asarray(singular_values, dtype=float)
+    if u.ndim != 3 or u.shape[1] != t.shape[0] or s.shape != (u.shape[2],) or 0 in u.shape:
+        raise ValueError(
+            f"{fn} needs t shaped (evals,), strengths shaped (evals, modes) or (runs, evals, "
+            f"modes) and singular_values shaped (modes,), got {t.shape}, {arr.shape} and {s.shape}"
+        )
+    runs, _, modes = u.shape
+    theory_t, theory = _theory(theory_t, theory, fn, "theory", trailing=(modes,))
+
+    many = modes > _MAX_LEGEND_SERIES
+    fig = st.new_figure(5.4 + (1.6 if many else 1.3), 3.5)
+    ax = fig.add_subplot()
+    _time_axis(ax, t, log_time, fn)
+    colors = st.series_colors(modes)
+
+    lw, alpha = (1.4, 1.0) if runs == 1 else (0.9, 0.6)
+    for r in range(runs):
+        for k in range(modes):
+            ax.plot(t, u[r, :, k], color=colors[k], lw=lw, alpha=alpha, zorder=2,
+                    label=f"mode {k + 1}  ($s_{{{k + 1}}}$ = {s[k]:.3g})" if r == 0 else None)
+    if theory is not None:
+        for k in range(modes):
+            ax.plot(theory_t, theory[:, k], color=colors[k], ls="--", lw=1.1, zorder=3)
+    for k in range(modes):
+        ax.axhline(s[k], color=colors[k], ls=":", lw=0.9, alpha=0.9, zorder=1)
+
+    ax.set_xlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
+    ax.set_ylabel(r"mode strength $u_k$", fontsize=st.LABEL_SIZE)
+    finite = u[np.isfinite(u)]
+    low = min(0.0, float(finite.min())) if finite.size else 0.0
+    top = max(float(np.nanmax(s)), float(finite.max()) if finite.size else 0.0)
+    ax.set_ylim(low - 0.02 * (top - low), top + 0.08 * (top - low or 1.0))
+    if title:
+        ax.set_title(title, fontsize=st.TITLE_SIZE)
+    _grid(ax)
+    st.tidy(ax)
+
+    handles, names = ([], []) if many else ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="#777777", ls=":", lw=0.9))
+    names.append(r"target $s_k$")
+    if theory is not None:
+        handles.append(Line2D([], [], color="#777777", ls="--", lw=1.1))
+        names.append(THEORY_LABEL)
+    if many:
+        cmap = ListedColormap(colors)
+        cbar = fig.colorbar(ScalarMappable(Normalize(0.5, modes + 0.5), cmap), ax=ax, pad=0.02,
+                            aspect=25)
+        cbar.set_label(r"mode $k$", fontsize=st.LABEL_SIZE)
+        cbar.ax.tick_params(labelsize=st.TICK_SIZE)
+        cbar.ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    fig.legend(handles, names, loc="outside right upper", fontsize=st.NOTE_SIZE, frameon=False)
+    return fig
+
+
+def rank_sweep(
+    panels: Sequence[Mapping[str, Any]],
+    *,
+    suptitle: str | None = None,
+    log_loss: bool = True,
+    log_time: bool = False,
+    loss_floor: float | None = None,
+) -> Figure:
+    """Loss curves for a sweep over target rank, one panel per rank, plateaus shaded.
+
+    Each panel is drawn as :func:`loss_curves` draws one axes (runs coloured by seed, plateaus
+    as translucent bands with a level line, drops as triangles, theory dashed black). Panels
+    run in one row up to 5 and wrap beyond; the time label is shared; the loss axis is log by
+    default because ranks differ by orders of magnitude in loss. Loss is ≥ 0 and a log axis
+    cannot show 0, so each panel's axis stops at ``loss_floor`` (default: 1e-6 × that panel's
+    largest loss) and curves that fall below leave through the bottom edge.
+
+    Mirrors the rank 1, 2, 4, 10, 100 figures of Jermyn & Shlegeris (2022), one figure per
+    optimizer and loss (``suptitle``, e.g. ``"Adam, MSE"``).
+
+    Args:
+        panels: one dict per panel with keys ``"t"`` (evals,), ``"loss"`` (runs, evals) or
+            (evals,), and optionally ``"title"`` (e.g. ``"rank 10"``), ``"plateaus"`` and
+            ``"drops"`` (per run, as in :func:`loss_curves`), ``"theory_t"`` and
+            ``"theory_loss"``.
+        suptitle: figure title, e.g. the optimizer and loss.
+        log_loss: log loss axes (default) or linear from 0.
+        log_time: log time axes.
+        loss_floor: bottom of every log loss axis; ``None`` picks one per panel.
+
+    Returns:
+        A figure with one axes per panel, in order.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.linspace(0, 5, 50)
+        >>> panels = [{"title": f"rank {r}", "t": t, "loss": r * np.exp(-t)} for r in (1, 2, 4)]
+        >>> len(rank_sweep(panels, suptitle="SGD, MSE").axes)
+        3
+    """
+    fn = "rank_sweep"
+    if isinstance(panels, Mapping) or not isinstance(panels, Sequence) or not panels:
+        raise ValueError(f"{fn} needs a non-empty list of panel dicts, got {type(panels).__name__}")
+    checked = []
+    for i, panel in enumerate(panels):
+        where = f"{fn} panel {i}"
+        if not isinstance(panel, Mapping) or "t" not in panel or "loss" not in panel:
+            got = (f"keys {sorted(map(str, panel))}" if isinstance(panel, Mapping)
+                   else type(panel).__name__)
+            raise ValueError(f"{where} needs a dict with keys 't' and 'loss', got {got}")
+        unknown = set(panel) - _PANEL_KEYS
+        if unknown:
+            raise ValueError(
+                f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_PANEL_KEYS)}"
+            )
+        t = _time(panel["t"], where)
+        loss = _runs(t, panel["loss"], where)
+        runs = loss.shape[0]
+        theory_t, theory = _theory(panel.get("theory_t"), panel.get("theory_loss"), where,
+                                   "theory_loss")
+        checked.append(dict(
+            title=str(panel.get("title", "")), t=t, loss=loss, theory_t=theory_t, theory=theory,
+            plateaus=_plateaus(panel.get("plateaus"), runs, where),
+            drops=_events(panel.get("drops"), runs, _DROP_KEYS, where, "drops"),
+        ))
+
+    rows, cols = _grid_shape(len(checked))
+    fig = st.new_figure(1.7 + 2.25 * cols, 0.55 + 2.0 * rows + (0.25 if suptitle else 0.0))
+    grid = fig.add_gridspec(rows, cols)
+    for i, p in enumerate(checked):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        floor = _floor([p["loss"], p["theory"]], loss_floor, fn) if log_loss else None
+        t_min = _time_axis(ax, p["t"], log_time, fn)
+        colors = st.series_colors(p["loss"].shape[0])
+        _draw_runs(ax, p["t"], p["loss"], colors, None, p["plateaus"], p["drops"], p["theory_t"],
+                   p["theory"], floor, t_min)
+        _loss_axis(ax, p["loss"], floor)
+        _plateau_bands(ax, p["plateaus"], colors, floor, t_min)
+        if not log_time:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        if p["title"]:
+            ax.set_title(p["title"], fontsize=st.TITLE_SIZE, pad=4)
+        if i % cols == 0:
+            ax.set_ylabel(r"loss $L$", fontsize=st.LABEL_SIZE)
+        _grid(ax)
+        st.tidy(ax)
+
+    fig.supxlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=st.TITLE_SIZE + 1)
+    handles, names = _key_handles(
+        any(any(p["plateaus"]) for p in checked),
+        any(any(p["drops"]) for p in checked),
+        any(p["theory"] is not None for p in checked),
+    )
+    if handles:
+        handles.insert(0, Line2D([], [], color="#777777", lw=1.2))
+        names.insert(0, "run (colour = seed)")
+        fig.legend(handles, names, loc="outside right upper", fontsize=st.NOTE_SIZE,
+                   frameon=False)
+    return fig
+
+
+def alignment(
+    t,
+    alignment,
+    *,
+    bumps=None,
+    log_time: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Alignment of each learned direction with each target mode, one panel per target mode.
+
+    Panel ``k`` shows, for every learned direction ``j`` (one colour each), its alignment with
+    target mode ``k`` against time (labels count from 1, as ``s_1 ≥ s_2 ≥ …``), e.g.
+    ``|cos|`` between the ``j``-th learned singular vector and the ``k``-th target one.
+    Usually one learned direction rises to 1 per mode; when two learned directions compete for
+    the same target direction one rises then falls again, a non-monotone "bump" (Jermyn &
+    Shlegeris 2022, seen more often with Adam). Bumps, if given, are circled on the curve.
+
+    Args:
+        t: time (learning rate × steps), shape (evals,).
+        alignment: shape (evals, learned, modes).
+        bumps: ``None`` or a list of ``{"time", "learned", "mode"}`` dicts, each circled on
+            curve ``alignment[:, learned, mode]`` at ``time``. The indices are array indices
+            (from 0), so ``"mode": 0`` is the panel titled "target mode 1".
+        log_time: log time axes.
+        title: figure title.
+
+    Returns:
+        A figure with one axes per target mode (plus a colorbar axes beyond 8 learned
+        directions); each panel holds ``learned`` lines.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.linspace(0, 5, 50)
+        >>> a = np.broadcast_to(np.eye(2), (50, 2, 2)) * (t / 5)[:, None, None]
+        >>> fig = alignment(t, a, bumps=[{"time": 2.0, "learned": 1, "mode": 0}])
+        >>> len(fig.axes), len(fig.axes[0].lines)
+        (2, 2)
+    """
+    fn = "alignment"
+    t = _time(t, fn)
+    a = np.asarray(alignment, dtype=float)
+    if a.ndim != 3 or a.shape[0] != t.shape[0] or 0 in a.shape:
+        raise ValueError(
+            f"{fn} needs t shaped (evals,) and alignment shaped (evals, learned, modes), got "
+            f"{t.shape} and {a.shape}"
+        )
+    _, learned, modes = a.shape
+    (events,) = _events(bumps, 1, _BUMP_KEYS, fn, "bumps")
+    for i, b in enumerate(events):
+        if not (b["learned"] in range(learned) and b["mode"] in range(modes)):
+            raise ValueError(
+                f"{fn}: bumps[{i}] points at learned={b['learned']:g}, mode={b['mode']:g}, "
+                f"outside alignment of shape {a.shape} (evals, learned, modes)"
+            )
+
+    rows, cols = _grid_shape(modes)
+    many = learned > _MAX_LEGEND_SERIES
+    fig = st.new_figure(0.4 + 2.25 * cols + (0.5 if many else 1.2), 0.5 + 2.0 * rows)
+    grid = fig.add_gridspec(rows, cols)
+    colors = st.series_colors(learned)
+    finite = a[np.isfinite(a)]
+    low = -1.05 if finite.size and finite.min() < -1e-9 else 0.0
+    axes = []
+    for k in range(modes):
+        ax = fig.add_subplot(grid[k // cols, k % cols])
+        axes.append(ax)
+        _time_axis(ax, t, log_time, fn)
+        for j in range(learned):
+            ax.plot(t, a[:, j, k], color=colors[j], lw=1.3, label=f"learned {j + 1}")
+        here = [b for b in events if int(b["mode"]) == k]
+        if here:
+            y = [np.interp(b["time"], t, a[:, int(b["learned"]), k]) for b in here]
+            ax.scatter([b["time"] for b in here], y, s=40, facecolors="none", edgecolors=st.INK,
+                       linewidths=0.9, zorder=4)
+        ax.set_ylim(low, 1.05)
+        ax.set_title(f"target mode {k + 1}", fontsize=st.TITLE_SIZE, pad=4)
+        if k % cols == 0:
+            ax.set_ylabel("alignment", fontsize=st.LABEL_SIZE)
+        if not log_time:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        _grid(ax)
+        st.tidy(ax)
+
+    fig.supxlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
+    if title:
+        fig.suptitle(title, fontsize=st.TITLE_SIZE + 1)
+    handles, names = ([], []) if many else axes[0].get_legend_handles_labels()
+    extra = _key_handles(False, False, False, bumps=bool(events))
+    handles, names = handles + extra[0], names + extra[1]
+    if many:
+        cbar = fig.colorbar(ScalarMappable(Normalize(0.5, learned + 0.5), ListedColormap(colors)),
+                            ax=axes, pad=0.02, aspect=25)
+        cbar.set_label(r"learned direction $j$", fontsize=st.LABEL_SIZE)
+        cbar.ax.tick_params(labelsize=st.TICK_SIZE)
+        cbar.ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    if handles:
+        fig.legend(handles, names, loc="outside right upper", fontsize=st.NOTE_SIZE, frameon=False)
+    return fig
