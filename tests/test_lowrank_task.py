@@ -124,7 +124,7 @@ def test_task_functions_are_clean_under_jit_with_strict_promotion():
         loss, _ = jax.jit(jax.value_and_grad(task.loss))(params, batch, hyper)
         measured = jax.jit(task.metrics)(params, hyper)
     assert np.isfinite(loss) and measured["mode_strength"].shape == (5,)
-    assert measured["overlaps"].shape == (5, 5)
+    assert measured["overlaps"].shape == (5, 5)  # (learned vectors, target modes)
 
 
 def test_metrics_on_a_constructed_matrix():

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toylab.errors import ConfigError, validated
+from toylab.experiments.runs import default_run_folder
 
 app = typer.Typer(
     help="Train thousands of toy models at once, measure what they learned, reproduce papers.",
@@ -107,9 +108,70 @@ def tms(
     except ConfigError as exc:
         _fail(str(exc))
     summary = study.summarize(result)
-    folder = out or study.default_run_folder("tms")
+    folder = out or default_run_folder("tms")
     study.write_run(folder, result, summary)
     _report(summary, folder, as_json)
+
+
+@app.command()
+def scurve(
+    d: Annotated[int, typer.Option("--d", help="target and model are d × d")] = 100,
+    rank: Annotated[str, typer.Option(help="target rank; a comma-separated list sweeps ranks")] = "1",
+    singular_values: Annotated[str | None, typer.Option(
+        help="e.g. 3,2,1: the target's singular values (their count is the rank)")] = None,
+    components: Annotated[int, typer.Option(help="N: Z is a product of N matrices")] = 2,
+    width: Annotated[int | None, typer.Option(help="inner width of the product (default d)")] = None,
+    loss: Annotated[str, typer.Option(help="mse | ce | ce-rows | ce-prob")] = "mse",
+    optimizer: Annotated[str, typer.Option(help="gd | sgd | adam | adamw")] = "gd",
+    lr: Annotated[float, typer.Option(help="learning rate; time is t = lr × step")] = 0.01,
+    steps: Annotated[int, typer.Option(help="optimizer steps")] = 2000,
+    init_scale: Annotated[str, typer.Option(help="ε; a comma-separated list sweeps scales")] = "1e-3",
+    init: Annotated[str, typer.Option(help="random | aligned")] = "random",
+    weight_decay: Annotated[float, typer.Option(help="decoupled weight decay (sgd, adamw)")] = 0.0,
+    batch: Annotated[int | None, typer.Option(help="target entries per step (sgd: default 1000)")] = None,
+    seeds: Annotated[int, typer.Option(help="random inits per config")] = 1,
+    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    eval_every: Annotated[int | None, typer.Option(help="steps between evaluations (default steps/200)")] = None,
+    time_axis: Annotated[str, typer.Option(help="plateau detection on a linear | log time axis")] = "linear",
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/scurve-<time>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Multi-component learning: S-curves and plateaus on a matrix target (Jermyn & Shlegeris 2022)."""
+    from toylab.experiments import scurve as study
+
+    if time_axis not in ("linear", "log"):
+        _fail(f"--time-axis={time_axis!r}: choose linear or log")
+    ranks = [int(k) for k in _floats(rank, "--rank")]
+    scales = _floats(init_scale, "--init-scale")
+    values = _floats(singular_values, "--singular-values") if singular_values else None
+    try:
+        if seeds < 1:
+            raise ConfigError(f"--seeds={seeds}: need at least 1 seed per config")
+        result = study.run(
+            d=d, rank=ranks, singular_values=values, components=components, width=width,
+            loss=loss, optimizer=optimizer, lr=lr, steps=steps, init_scale=scales, init=init,
+            weight_decay=weight_decay, entries_per_step=batch, seeds=seeds, seed=seed,
+            eval_every=eval_every)
+    except ConfigError as exc:
+        _fail(str(exc))
+    summary = study.summarize(result, time_axis=time_axis)
+    folder = out or default_run_folder("scurve")
+    study.write_run(folder, result, summary)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        stderr.print(f"run folder: {folder}")
+        return
+    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    table = Table(title=f"S-curves: {loss}, {optimizer}, lr {lr:g}, {components} components (t = lr × step)")
+    for column in ("seed", "rank", "ε", "final loss", "plateaus", "drops at t", "theory drops at t", "bumps"):
+        table.add_column(column, justify="left" if "drops" in column else "right")
+    for run in summary["runs"]:
+        table.add_row(
+            str(run["seed"]), str(run["rank"]), f"{run['init_scale']:.2g}", f"{run['loss_final']:.3g}",
+            str(len(run["plateaus"])), " ".join(f"{x['time']:.3g}" for x in run["drops"]) or "—",
+            " ".join(f"{x:.3g}" for x in run["theory_drops"]) or "—", str(len(run["bumps"])))
+    console.print(table)
+    console.print(f"run folder: {folder}")
 
 
 @app.command()
@@ -134,7 +196,7 @@ def reproduce(
     except ConfigError as exc:
         _fail(str(exc))
     summary = {"study": module.describe(), **tms_study.summarize(result)}
-    folder = out or tms_study.default_run_folder(study)
+    folder = out or default_run_folder(study)
     tms_study.write_run(folder, result, summary)
     _report(summary, folder, as_json)
 

@@ -80,17 +80,24 @@ def orthogonal_norm(
 
 
 def direction_overlaps(
-    Z: Float[ArrayLike, "d d"], U_top: Float[ArrayLike, "d k"]
-) -> Float[Array, "k k"]:
-    """|cosine| between Z's top-k learned output directions and the target's top-k.
+    vectors: Float[ArrayLike, "d learned"], U_top: Float[ArrayLike, "d modes"]
+) -> Float[Array, "learned modes"]:
+    r"""|cosine| between learned vectors and target directions.
 
-    Entry ``[j, k]`` is ``|z_jᵀ u_k|`` for ``z_j`` the j-th left singular vector of Z (by
-    decreasing singular value). When two learned directions compete for one target direction,
-    a row rises towards that target and later falls as it turns to another: a "bump".
+    .. math:: O_{jk} = \frac{|a_j^\top u_k|}{\lVert a_j \rVert}
+
+    For the product ``Z = F_1 ⋯ F_N`` the learned vectors are the columns of ``F_1``, the
+    output vectors the model combines. Two learned vectors that first grow towards the same
+    target direction compete: one of them later turns to another direction, and its overlap
+    rises and then falls (a "bump", :func:`find_bumps`). A zero vector has overlap 0.
+
+    >>> import numpy as np
+    >>> direction_overlaps(np.array([[2.0, 1.0], [0.0, 1.0]]), np.eye(2)).round(3).tolist()
+    [[1.0, 0.0], [0.707, 0.707]]
     """
-    z, _, _ = jnp.linalg.svd(Z, full_matrices=False)
-    k = U_top.shape[1]
-    return jnp.abs(jnp.einsum("ij,ik->jk", z[:, :k], U_top))
+    norms = jnp.linalg.norm(vectors, axis=0)
+    safe = jnp.where(norms > 0, norms, 1.0)
+    return jnp.abs(jnp.einsum("ij,ik->jk", vectors, U_top)) / safe[:, None]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,7 +65,8 @@ from toylab.tasks.base import Task
 __all__ = ["lowrank", "LowRankSpec", "LOSSES", "target_matrix"]
 
 LOSSES = ("mse", "ce", "ce-rows", "ce-prob")
-# Learned directions compared with target directions for competition ("bumps").
+# Learned vectors (columns of the first component) and target directions compared for
+# competition ("bumps"): the first 8 of each, enough to see the top modes interact.
 _OVERLAP_MODES = 8
 
 
@@ -242,13 +243,13 @@ def lowrank(
 
     def measure(params, hyper) -> dict[str, Array]:
         Z = product(params)
-        k = min(d, _OVERLAP_MODES)
+        k, learned = min(d, _OVERLAP_MODES), min(inner, _OVERLAP_MODES)
         return {
             "mode_strength": lowrank_metrics.mode_strengths(Z, hyper["U"], hyper["V"]),
             "alignment": lowrank_metrics.mode_alignment(Z, hyper["U"], hyper["V"]),
             "orthogonal_norm": lowrank_metrics.orthogonal_norm(Z, hyper["U"], hyper["V"], hyper["s"] > 0),
             "singular_values": jnp.linalg.svd(Z, compute_uv=False),
-            "overlaps": lowrank_metrics.direction_overlaps(Z, hyper["U"][:, :k]),
+            "overlaps": lowrank_metrics.direction_overlaps(params["factors"][0][:, :learned], hyper["U"][:, :k]),
         }
 
     # Forward FLOPs: the chained product left to right, 2·d·w² per inner factor and 2·d²·w for

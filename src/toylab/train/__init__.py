@@ -1,6 +1,7 @@
 """The trainer: batches of task instances, compiled steps, evaluations on a compute schedule."""
 
 from toylab.train.config import TrainConfig
+from toylab.train.gradient_flow import gradient_flow, gradient_flow_losses
 from toylab.train.optim import learning_rate_schedule, make_optimizer
 from toylab.train.schedule import EvalPoint, next_evaluation, planned_evaluations
 from toylab.train.trainer import Evaluation, Instance, TrainResult, initial_params, train
@@ -8,5 +9,5 @@ from toylab.train.trainer import Evaluation, Instance, TrainResult, initial_para
 __all__ = [
     "TrainConfig", "train", "TrainResult", "Evaluation", "Instance", "initial_params",
     "make_optimizer", "learning_rate_schedule", "EvalPoint", "next_evaluation",
-    "planned_evaluations",
+    "planned_evaluations", "gradient_flow", "gradient_flow_losses",
 ]

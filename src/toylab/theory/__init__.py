@@ -1,0 +1,18 @@
+"""Closed-form theory that the toy models are checked against.
+
+- :mod:`toylab.theory.saxe`: exact gradient-flow dynamics of deep linear networks (Saxe,
+  McClelland & Ganguli 2014), the S-curves and loss staircase of SPEC S3.
+"""
+
+from toylab.theory import saxe
+from toylab.theory.saxe import (
+    drop_sizes,
+    drop_time,
+    loss_curve,
+    loss_levels,
+    mode_strength,
+    steepest_drop_time,
+)
+
+__all__ = ["saxe", "mode_strength", "drop_time", "steepest_drop_time", "loss_curve", "loss_levels",
+           "drop_sizes"]
