@@ -109,7 +109,8 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
 
     Returns:
       ``{"runs": [...]}``, each with ``seed``, ``rank``, ``init_scale``, ``singular_values``
-      (the target's), ``loss_final``, ``plateaus`` ``[{"start","end","level"}]``, ``drops``
+      (the target's), ``loss_final``, ``diverged`` (a NaN or inf loss; plateaus are then read
+      from the history before it), ``plateaus`` ``[{"start","end","level"}]``, ``drops``
       ``[{"time","size"}]``, ``theory_drops`` (where theory applies, else ``[]``: the times at
       which Saxe et al.'s solution has each mode's loss falling fastest, the same definition
       the detector dates a drop by; the half-way times of :func:`saxe.drop_time` come
@@ -126,13 +127,18 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
         hyper = result.task.hyper(instance.config)
         s = hyper["s"][hyper["s"] > 0].astype(np.float64)
         u0 = instance.config["init_scale"] ** components
-        plateaus, drops = find_plateaus(t, loss[:, index], axis=time_axis)
+        # A diverged run keeps its history; plateaus are read from the part before it blew up.
+        finite = np.isfinite(loss[:, index])
+        good = int(np.argmin(finite)) if not finite.all() else len(t)
+        plateaus, drops = find_plateaus(t[:good], loss[:good, index], axis=time_axis) \
+            if good >= 3 else ([], [])
         runs.append({
             "seed": instance.seed,
             "rank": int(s.size),
             "init_scale": instance.config["init_scale"],
             "singular_values": s.tolist(),
             "loss_final": float(loss[-1, index]),
+            "diverged": bool(not finite.all()),
             "plateaus": [p.to_dict() for p in plateaus],
             "drops": [drop.to_dict() for drop in drops],
             "theory_drops": np.atleast_1d(saxe.steepest_drop_time(s, u0, components)).tolist() if exact else [],

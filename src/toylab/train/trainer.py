@@ -232,7 +232,9 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
             budget = min(_SEGMENT_SECONDS, (config.eval_every_seconds or np.inf) / 4)
             segment_steps = int(np.clip(budget / seconds_per_step, 1, 4 * segment_steps))
             if stop > 1:  # the first segment's time is mostly compilation: no basis for an ETA
-                bar.update(step, loss=float(np.nanmean(np.asarray(state[2]))),
+                losses = np.asarray(state[2])
+                finite = losses[np.isfinite(losses)]  # a diverged instance must not hide the rest
+                bar.update(step, loss=float(finite.mean()) if finite.size else float("nan"),
                            eta_seconds=seconds_per_step * (config.steps - step))
 
             if step == planned.step:
