@@ -92,7 +92,8 @@ def direction_overlaps(
     rises and then falls (a "bump", :func:`find_bumps`). A zero vector has overlap 0.
 
     >>> import numpy as np
-    >>> direction_overlaps(np.array([[2.0, 1.0], [0.0, 1.0]]), np.eye(2)).round(3).tolist()
+    >>> overlaps = direction_overlaps(np.array([[2.0, 1.0], [0.0, 1.0]]), np.eye(2))
+    >>> np.asarray(overlaps, dtype=np.float64).round(3).tolist()
     [[1.0, 0.0], [0.707, 0.707]]
     """
     norms = jnp.linalg.norm(vectors, axis=0)

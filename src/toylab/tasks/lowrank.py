@@ -42,8 +42,8 @@ Example:
     >>> params = task.init(jax.random.key(0), hyper)
     >>> [f.shape for f in params["factors"]]
     [(4, 4), (4, 4)]
-    >>> float(task.metrics(params, hyper)["mode_strength"][0])  # ε² = 0.01
-    0.01...
+    >>> round(float(task.metrics(params, hyper)["mode_strength"][0]), 6)  # ε² = 0.01
+    0.01
 """
 
 from __future__ import annotations
