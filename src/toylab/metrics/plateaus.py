@@ -1,0 +1,684 @@
+"""Plateaus and drops in a loss curve: the staircase of multi-component learning.
+
+Jermyn & Shlegeris (2022), "Multi-Component Learning and S-Curves" (SPEC S3): a task that
+needs several components at once learns each in its own S-curve, so the loss is a staircase of
+long plateaus and sudden drops. Under gradient flow on ``L = ½‖C − Z‖_F²`` (Saxe, McClelland &
+Ganguli 2014) mode ``k`` of strength ``s_k`` grows as
+
+.. math:: u_k(t) = \\frac{s_k e^{2 s_k t}}{e^{2 s_k t} - 1 + s_k / u_0},
+
+removes ``½ s_k²`` from the loss, and is half learned at ``t_k = ln(s_k/u_0 − 1) / (2 s_k)``.
+
+Host-side (numpy/scipy), one curve at a time; the result is plain Python objects for tables,
+figures and JSON. Meant for any loss curve: irregular evaluation times, SGD noise and spikes,
+an initial fall before the first plateau (the norm decay of the init's components orthogonal
+to the target), a final loss of 0, a run that ends mid-drop. The result does not change when
+the loss is scaled, nor (on the log axis) when the unit of time is.
+
+Algorithm (:func:`find_plateaus`), for a curve ``loss(t)``:
+
+1. Validate. On the log axis, leave out the points with ``t ≤ 0`` (step 0 of ``t = lr·step``).
+2. Resample onto :data:`GRID_POINTS` points uniform in ``x``, which is ``t`` or ``ln t``
+   scaled to ``[0, 1]``: points in one grid cell are averaged, the rest linearly interpolated.
+3. Smooth: a running median ``smooth`` of the axis wide (removes spikes and keeps a monotone
+   drop's shape), then a moving average half as wide (removes the median's little steps).
+4. Normalise: ``R`` = max − min of the smoothed curve, ``rate = −d(loss/R)/dx``; a straight
+   line from the top of the curve to its bottom has rate 1. Estimate the rate's noise: the
+   std that the curve's own noise, measured point by point, gives after steps 2-4.
+5. Plateaus: stretches at least ``min_length`` long where ``|rate|`` stays below
+   ``slope_threshold`` plus :data:`NOISE_Z` times that noise. Two drops can overlap with no
+   flat stretch between them (at ``u₀ = 1e-6`` the modes ``s = 3`` and ``s = 2`` do), so the
+   stretches between plateaus are also cut at *shoulders*: a local minimum of the rate below
+   :data:`SHOULDER_RATIO` of the peaks either side, with a fall of ``min_drop`` either side.
+   A shoulder counts as a (short) plateau.
+6. Drops: each stretch between consecutive plateaus. While one falls by less than
+   ``min_drop · R`` (a noise blip, a bump up), the smallest is merged into its plateaus.
+   A fall before the first plateau (norm decay) or after the last (a run that ends mid-drop)
+   is never a drop.
+7. Fit all drops together, from the middle of the first plateau to the middle of the last
+   (the first plateau's far end may still carry the norm decay), as Richards steps
+
+   .. math:: \\mathrm{loss}(x) \\approx c + \\sum_k \\Delta_k\\,\\sigma\\!\\left(-\\frac{x - \\tau_k}{w_k}\\right)^{\\nu_k}
+
+   (``ν = 1``: a logistic; ``ν = 2``: exactly a Saxe mode's ``½(s − u)²``). A shoulder that
+   only noise could have made (it fails step 5's test once the rate's noise is added to it)
+   is kept only if the fit needs it: an F-test, :data:`SHOULDER_F`. Overlapping drops are
+   then measured apart: the levels are the fit's asymptotes, the sizes its ``Δ_k``, the
+   times its steepest points. A fit further than :data:`FIT_TOLERANCE` from the smoothed
+   curve (beyond its noise) is not used: levels are then the median of the smoothed curve
+   over each plateau, times the steepest point of the smoothed curve.
+
+A drop's time is its time of steepest descent on the chosen axis. For a Saxe mode that is
+where ``u = s/3``, ``ln 2 / (2 s)`` before the half-learned time ``t_k``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from scipy import ndimage, optimize
+
+from toylab.errors import ConfigError
+
+__all__ = [
+    "GRID_POINTS",
+    "SLOPE_THRESHOLD",
+    "MIN_LENGTH",
+    "MIN_DROP",
+    "SMOOTH",
+    "NOISE_Z",
+    "SHOULDER_RATIO",
+    "SHOULDER_F",
+    "FIT_TOLERANCE",
+    "Plateau",
+    "Drop",
+    "Plateaus",
+    "find_plateaus",
+    "plateau_length",
+]
+
+Axis = Literal["linear", "log"]
+
+# The curve is resampled to this many points along the axis: 0.2% resolution, finer than any
+# drop worth reporting, and cheap (a call takes milliseconds).
+GRID_POINTS = 512
+
+# Default `slope_threshold` per axis, in R per axis length. Linear: Saxe's s = 3, 2, 1
+# staircase on t ∈ [0, 10] has plateaus with rate < 0.05, and its smallest, slowest drop
+# (½·1² of a range of 7) peaks at 0.42; 0.2 is a factor of 2 from either. Log: the axis
+# stretches early times, where slow relaxations look like steps. The norm decay before the
+# first plateau (exponential, peak rate 0.37 × its fall per e-fold of t) of 10% of R across
+# the 9.4 e-folds from step 1 to step 12k peaks at 0.36; the same staircase's drops peak at
+# ≥ 2.4 and its plateaus stay below 0.2; 0.5 sits between.
+SLOPE_THRESHOLD: Mapping[str, float] = {"linear": 0.2, "log": 0.5}
+
+# Default `min_length`, a fraction of the axis: a flat stretch this long is a plateau. The
+# staircase's shortest plateau (between the s = 2 and s = 1 drops on the log axis) is 0.05 of
+# the axis; a stretch shorter than the smoothing window is not resolved anyway.
+MIN_LENGTH = 0.02
+
+# Default `min_drop`, a fraction of R: a smaller fall is not a drop. The staircase's smallest
+# drop is 0.5 of 7 (7%); a plateau's median under 5% SGD noise moves by under 1%.
+MIN_DROP = 0.05
+
+# Default `smooth`, a fraction of the axis: the running median's width (11 grid points). It
+# removes spikes up to 5 grid points wide and does not exceed MIN_LENGTH, so it cannot erase
+# a plateau.
+SMOOTH = 0.02
+
+# A flat stretch may have |rate| up to slope_threshold plus this many standard deviations of
+# the rate that the curve's noise alone makes. 5% SGD noise on 400 evaluations gives the
+# staircase's top plateau a rate noise near 2, ten times any fixed threshold; an exact curve
+# has none. At 3, 0.3% of a noisy plateau's points poke above: the breaks they make fall by
+# less than min_drop and are merged back (step 6).
+NOISE_Z = 3.0
+
+# A local minimum of the rate between two peaks is a shoulder when it is below this fraction
+# of the lower peak. The overlapping s = 3 and s = 2 drops of the staircase have shoulders at
+# 0.46 (linear t) and 0.49 (log t) of the s = 2 peak; a single drop's rate has one peak.
+SHOULDER_RATIO = 0.7
+
+# A shoulder that noise could have made stays only if the fit with it beats the fit without it
+# by F = (Δχ² / 4) / (χ² / degrees of freedom) ≥ this (4: the parameters of one step). The
+# 1%-level of F(4, ∞) is 3.3; 10 also demands a clear improvement when the noise estimate is
+# off by tens of percent, and the true s = 3 / s = 2 shoulder under 5% noise scores > 30.
+SHOULDER_F = 10.0
+
+# Step 7's fit is used when its RMS distance to the smoothed curve is at most this fraction of
+# R, plus 3 times the smoothed curve's noise. Richards steps fit the exact staircase to 0.1%;
+# plateaus that drift, or drops that are not step-shaped, miss by more and keep the medians.
+FIT_TOLERANCE = 0.02
+
+# Step 4's noise estimate: the running window over the curve's points, and the number of noise
+# draws pushed through steps 2-4 (averaged over 5 smoothing windows: ~10% accuracy, ~1 ms).
+_NOISE_WINDOW = 21
+_NOISE_DRAWS = 4
+
+# The fit weighs each point by 1/σ, σ at least this fraction of R: an exact curve's points all
+# get this σ, so the fit is plain least squares; it also bounds the weights' ratio.
+_SIGMA_FLOOR = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """A stretch where the loss stays at one level.
+
+    Attributes:
+      start: where it begins, in the units of ``t``.
+      end: where it ends (``end ≥ start``; a shoulder between overlapping drops is short).
+      level: the loss there.
+    """
+
+    start: float
+    end: float
+    level: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-ready: ``{"start": float, "end": float, "level": float}``."""
+        return {"start": float(self.start), "end": float(self.end), "level": float(self.level)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Drop:
+    """A sudden fall of the loss from one plateau to the next.
+
+    Attributes:
+      time: the time of steepest descent, in the units of ``t``.
+      size: the level of the plateau before minus that of the plateau after (> 0).
+    """
+
+    time: float
+    size: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-ready: ``{"time": float, "size": float}``."""
+        return {"time": float(self.time), "size": float(self.size)}
+
+
+class Plateaus(NamedTuple):
+    """What :func:`find_plateaus` found, each list in time order.
+
+    ``drops[i]`` lies between ``plateaus[i]`` and ``plateaus[i + 1]`` and its size is the
+    difference of their levels: there is one more plateau than drops, or none of either (a
+    curve that never settles, such as a straight line).
+    """
+
+    plateaus: list[Plateau]
+    drops: list[Drop]
+
+    def to_dict(self) -> dict[str, list[dict[str, float]]]:
+        """JSON-ready: ``{"plateaus": [...], "drops": [...]}``."""
+        return {"plateaus": [p.to_dict() for p in self.plateaus], "drops": [d.to_dict() for d in self.drops]}
+
+
+def find_plateaus(
+    t: Any,
+    loss: Any,
+    *,
+    axis: Axis = "linear",
+    slope_threshold: float | None = None,
+    min_length: float = MIN_LENGTH,
+    min_drop: float = MIN_DROP,
+    smooth: float = SMOOTH,
+) -> Plateaus:
+    """Find the plateaus of a loss curve and the drops between them.
+
+    The curve is put on an axis ``x ∈ [0, 1]`` (``t`` or ``ln t``, rescaled) and measured
+    against its range ``R`` (max − min after smoothing), so the thresholds are fractions and
+    the result does not depend on the loss's scale. With
+
+    .. math:: r(x) = -\\frac{1}{R} \\frac{d\\,\\mathrm{loss}}{dx},
+
+    a plateau is a stretch at least ``min_length`` long where ``|r| < slope_threshold`` (plus
+    the rate's noise), or a shoulder between overlapping drops; a drop is a fall of at least
+    ``min_drop · R`` from one plateau to the next. The module docstring gives the algorithm.
+
+    Args:
+      t: evaluation times, shape ``(n,)``, strictly increasing, any spacing (e.g. ``lr·step``
+        at 4×-spaced steps mixed with every N steps).
+      loss: the loss at those times, shape ``(n,)``, finite, any scale; may reach 0.
+      axis: ``"linear"`` measures lengths in ``t``; ``"log"`` in ``ln t``, for plateaus that
+        span decades and evaluations spaced geometrically. The log axis leaves out points with
+        ``t ≤ 0`` (step 0 has no logarithm); at least 3 must remain.
+      slope_threshold: the largest ``|r|`` on a plateau, in ``R`` per axis length (a straight
+        line from the top of the curve to its bottom has ``r = 1``). Default (None): the
+        axis's :data:`SLOPE_THRESHOLD`, 0.2 on the linear axis and 0.5 on the log axis.
+      min_length: the shortest flat stretch that is a plateau, a fraction of the axis.
+        Default :data:`MIN_LENGTH` = 0.02.
+      min_drop: the smallest fall that is a drop, a fraction of ``R``. Default
+        :data:`MIN_DROP` = 0.05.
+      smooth: the running median's width, a fraction of the axis (0: no smoothing). Default
+        :data:`SMOOTH` = 0.02.
+
+    Returns:
+      ``Plateaus(plateaus, drops)``, lists in time order, times in the units of ``t``;
+      ``drops[i]`` separates ``plateaus[i]`` from ``plateaus[i + 1]``.
+
+    Raises:
+      ConfigError (a ``ValueError``): an array not 1-D, lengths that differ, fewer than 3
+        points, ``t`` not strictly increasing, a NaN or infinite value (the message names its
+        index), or a setting out of range.
+
+    Reference:
+      Jermyn & Shlegeris (2022), "Multi-Component Learning and S-Curves"; Saxe, McClelland &
+      Ganguli (2014), "Exact solutions to the nonlinear dynamics of learning in deep linear
+      neural networks".
+
+    Example:
+      >>> t = np.linspace(0.0, 10.0, 201)
+      >>> loss = 2.0 + 3.0 / (1.0 + np.exp(4.0 * (t - 5.0)))  # from 5 to 2, steepest at t = 5
+      >>> result = find_plateaus(t, loss)
+      >>> [round(p.level, 3) for p in result.plateaus]
+      [5.0, 2.0]
+      >>> [(round(d.time, 3), round(d.size, 3)) for d in result.drops]
+      [(5.0, 3.0)]
+    """
+    if axis not in ("linear", "log"):
+        raise ConfigError(f"axis={axis!r}: expected 'linear' or 'log'")
+    threshold = SLOPE_THRESHOLD[axis] if slope_threshold is None else slope_threshold
+    _check_settings(threshold, min_length, min_drop, smooth)
+    t, loss = _checked_curve(t, loss, axis)
+
+    # 2. Resample onto a grid uniform in x.
+    u = np.log(t) if axis == "log" else t  # (n,): the axis in its own units
+    x_raw = (u - u[0]) / (u[-1] - u[0])  # (n,): in [0, 1]
+    x = np.linspace(0.0, 1.0, GRID_POINTS)  # (grid,)
+    dx = x[1] - x[0]
+    width = int(round(smooth * GRID_POINTS)) | 1  # odd, in grid points
+    grid = _resample(x_raw, loss, x)  # (grid,)
+
+    # 3. Smooth.
+    smoothed = _smooth(grid, width)  # (grid,)
+
+    # 4. Normalise. The floor keeps a constant curve (R = 0), or one flat to float precision,
+    # from turning rounding noise into drops: 1e-6 of the loss is float32's resolution.
+    R = max(float(np.ptp(smoothed)), 1e-6 * float(np.max(np.abs(smoothed))), np.finfo(float).tiny)
+    rate = -np.gradient(smoothed / R, dx)  # (grid,)
+    sigma = _point_noise(x_raw, loss) / R  # (n,): each point's noise std, in units of R
+    level_noise, rate_noise = _pipeline_noise(x_raw, sigma, x, width)  # (grid,) each
+
+    # 5. Plateaus: long flat stretches, then the shoulders in the stretches around them.
+    flat = _runs(np.abs(rate) < threshold + NOISE_Z * rate_noise)
+    flat = [(a, b) for a, b in flat if x[b] - x[a] >= min_length]
+    if not flat:
+        return Plateaus([], [])
+    levels = [_Level(a, b, float(np.median(smoothed[a : b + 1])), "flat") for a, b in flat]
+    levels = _with_shoulders(levels, rate, rate_noise, smoothed, min_drop * R)
+
+    # 6. Drops: merge across the smallest fall until every fall is at least min_drop · R.
+    levels = _merge_small_falls(levels, smoothed, min_drop * R)
+    # A shoulder at either end has no fit on its far side to test it against (step 7).
+    while levels and levels[0].kind == "tentative":
+        levels.pop(0)
+    while levels and levels[-1].kind == "tentative":
+        levels.pop()
+    if not levels:
+        return Plateaus([], [])
+
+    # 7. Fit; keep a shoulder only if the fit needs it (an exact curve's always pass).
+    data = _FitData(*_binned(x_raw, loss / R, np.maximum(sigma, _SIGMA_FLOOR), GRID_POINTS), rate, x, R)
+    fit = _fit(data, levels) if len(levels) > 1 else None
+    while fit is not None:
+        interior = [i for i in range(1, len(levels) - 1) if levels[i].kind != "flat"]
+        trials = [(_fit(data, fewer), fewer) for fewer in ([*levels[:i], *levels[i + 1 :]] for i in interior)]
+        trials = [(trial, fewer) for trial, fewer in trials if trial is not None]
+        if not trials:
+            break
+        without, fewer = min(trials, key=lambda trial: trial[0].chi2)
+        if _f_statistic(without, fit) >= SHOULDER_F:
+            break  # the shoulder the fit needs least is still needed: all are
+        levels, fit = fewer, without
+    if fit is None:  # no fit to consult: keep only the shoulders that noise cannot explain
+        levels = _merge_small_falls([lv for lv in levels if lv.kind != "tentative"], smoothed, min_drop * R)
+
+    steepest = [float(x[_steepest(rate, before, after)]) for before, after in zip(levels, levels[1:])]
+    values = [level.level for level in levels]
+    if fit is not None and fit.matches(smoothed / R, level_noise, levels, min_drop):
+        steepest, values = fit.steepest, [R * v for v in fit.levels]
+
+    def to_t(x_value: float) -> float:
+        value = u[0] + x_value * (u[-1] - u[0])
+        return float(np.exp(value) if axis == "log" else value)
+
+    plateaus = [Plateau(to_t(x[level.start]), to_t(x[level.end]), v) for level, v in zip(levels, values)]
+    drops = [Drop(to_t(s), before - after) for s, before, after in zip(steepest, values, values[1:])]
+    return Plateaus(plateaus, drops)
+
+
+def plateau_length(t: Any, loss: Any, **kwargs: Any) -> float:
+    """The time of the first drop: how long the first plateau lasts, for its ``ln(1/ε)`` law.
+
+    Under gradient flow the first mode drops at ``t ≈ ln(s/u₀) / (2s)``, linear in
+    ``ln(1/u₀)`` (SPEC S3; with depth ``N ≥ 3`` a power of ``1/u₀`` instead).
+
+    Args:
+      t: evaluation times, as for :func:`find_plateaus`.
+      loss: the loss at those times.
+      **kwargs: :func:`find_plateaus`'s keyword arguments (``axis``, thresholds).
+
+    Returns:
+      The first drop's time, in the units of ``t``; NaN when there is no drop (the first
+      plateau outlasts the run, or the curve has no plateau).
+
+    Example:
+      >>> t = np.linspace(0.0, 10.0, 201)
+      >>> round(plateau_length(t, 1.0 / (1.0 + np.exp(3.0 * (t - 4.0)))), 3)
+      4.0
+    """
+    drops = find_plateaus(t, loss, **kwargs).drops
+    return drops[0].time if drops else math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: validation.
+
+
+def _check_settings(slope_threshold: float, min_length: float, min_drop: float, smooth: float) -> None:
+    checks = [
+        ("slope_threshold", slope_threshold, 0.0, math.inf, "a rate in loss ranges per axis length, e.g. 0.2"),
+        ("min_length", min_length, 0.0, 1.0, "a fraction of the axis, e.g. 0.02"),
+        ("min_drop", min_drop, 0.0, 1.0, "a fraction of the loss's range, e.g. 0.05"),
+    ]
+    for name, value, low, high, meaning in checks:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+            raise ConfigError(f"{name}={value!r}: expected a number in ({low}, {high}), {meaning}")
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth <= 0.25:
+        raise ConfigError(f"smooth={smooth!r}: expected a fraction of the axis in [0, 0.25], e.g. 0.02")
+
+
+def _as_curve(values: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected a 1-D array of numbers, could not convert {type(values).__name__}: {exc}") from None
+    if array.ndim != 1:
+        raise ConfigError(f"{name} has shape {array.shape}: expected a 1-D array, one value per evaluation")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        more = f" (and {bad.size - 1} more non-finite values)" if bad.size > 1 else ""
+        hint = "; a diverged run? cut the curve before it" if name == "loss" else ""
+        raise ConfigError(f"{name}[{bad[0]}] is {array[bad[0]]}{more}{hint}")
+    return array
+
+
+def _checked_curve(t: Any, loss: Any, axis: str) -> tuple[np.ndarray, np.ndarray]:
+    t = _as_curve(t, "t")
+    loss = _as_curve(loss, "loss")
+    if t.shape != loss.shape:
+        raise ConfigError(f"t and loss have different lengths, {t.size} and {loss.size}: expected one loss per time")
+    steps = np.flatnonzero(np.diff(t) <= 0)
+    if steps.size:
+        i = steps[0] + 1
+        raise ConfigError(f"t is not strictly increasing: t[{i}]={t[i]} follows t[{i - 1}]={t[i - 1]}; sort it and drop repeats")
+    if axis == "log":
+        keep = t > 0  # t is increasing, so this leaves out a leading stretch (step 0)
+        t, loss = t[keep], loss[keep]
+    if t.size < 3:
+        where = " with t > 0 (the log axis leaves out t ≤ 0)" if axis == "log" else ""
+        raise ConfigError(f"the curve has {t.size} points{where}: expected at least 3")
+    return t, loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 2-4: grid, smoothing, noise.
+
+
+def _resample(x_raw: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``values`` on the grid ``x``: the mean of the points in each grid cell, interpolated.
+
+    Where the points are sparser than the grid this is linear interpolation; where they are
+    denser (evaluations every few steps) it averages them instead of skipping most.
+    """
+    cell = np.rint(x_raw * (x.size - 1)).astype(np.int64)  # (n,): nondecreasing
+    starts = np.flatnonzero(np.diff(cell, prepend=-1))  # the first point of each occupied cell
+    counts = np.diff(np.append(starts, cell.size))
+    return np.interp(x, np.add.reduceat(x_raw, starts) / counts, np.add.reduceat(values, starts) / counts)
+
+
+def _smooth(grid: np.ndarray, width: int) -> np.ndarray:
+    """Step 3: a running median ``width`` points wide, then a moving average half as wide."""
+    if width == 1:
+        return grid.copy()
+    smoothed = ndimage.median_filter(grid, size=width, mode="nearest")
+    return ndimage.uniform_filter1d(smoothed, size=(width // 2) | 1, mode="nearest")
+
+
+def _point_noise(x_raw: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Each point's noise std: how far points stray from the line through their neighbours.
+
+    The distance of ``loss_i`` from the straight line through points ``i − 1`` and ``i + 1``
+    ignores the curve's trend (and, where points are dense, its curvature); for unit noise its
+    std is ``√(1 + λ² + (1 − λ)²)``, ``λ`` the point's fraction of the way between the two.
+    1.4826 × the running median of its size over :data:`_NOISE_WINDOW` points is then a
+    Gaussian's σ (from the median absolute deviation), undisturbed by spikes.
+    """
+    lam = (x_raw[1:-1] - x_raw[:-2]) / (x_raw[2:] - x_raw[:-2])  # (n - 2,)
+    line = (1 - lam) * loss[:-2] + lam * loss[2:]
+    deviation = np.abs(loss[1:-1] - line) / np.sqrt(1 + lam**2 + (1 - lam) ** 2)
+    deviation = np.concatenate([deviation[:1], deviation, deviation[-1:]])  # (n,)
+    return 1.4826 * ndimage.median_filter(deviation, size=min(_NOISE_WINDOW, deviation.size), mode="nearest")
+
+
+def _pipeline_noise(x_raw: np.ndarray, sigma: np.ndarray, x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The std of the smoothed curve and of its rate that noise of std ``sigma`` alone gives.
+
+    Gaussian noise of that std at the curve's own points goes through steps 2-4, so the
+    points' spacing, the interpolation and the median's efficiency are all accounted for.
+    The seed is fixed: the same curve always gives the same answer.
+    """
+    if not sigma.any():
+        return np.zeros_like(x), np.zeros_like(x)
+    rng = np.random.default_rng(0)
+    level_sq, rate_sq = np.zeros_like(x), np.zeros_like(x)
+    for _ in range(_NOISE_DRAWS):
+        noise_only = _smooth(_resample(x_raw, sigma * rng.standard_normal(sigma.size), x), width)
+        level_sq += noise_only**2 / _NOISE_DRAWS
+        rate_sq += np.gradient(noise_only, x[1] - x[0]) ** 2 / _NOISE_DRAWS
+
+    def local_rms(mean_square: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.maximum(ndimage.uniform_filter1d(mean_square, size=5 * width, mode="nearest"), 0.0))
+
+    return local_rms(level_sq), local_rms(rate_sq)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 5-6: plateaus, shoulders, drops.
+
+
+class _Level(NamedTuple):
+    start: int  # grid index
+    end: int  # grid index, inclusive
+    level: float  # the smoothed loss there
+    kind: Literal["flat", "shoulder", "tentative"]  # tentative: a shoulder noise could make
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The ``(first, last)`` indices of each run of True in ``mask``."""
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _with_shoulders(
+    levels: list[_Level], rate: np.ndarray, rate_noise: np.ndarray, smoothed: np.ndarray, min_fall: float
+) -> list[_Level]:
+    """Add the shoulders before, between and after the flat plateaus (step 5)."""
+    last = rate.size - 1
+    gaps = [(0, levels[0].start), *((a.end, b.start) for a, b in zip(levels, levels[1:])), (levels[-1].end, last)]
+    shoulders = [_shoulders(lo, hi, rate, rate_noise, smoothed, min_fall) for lo, hi in gaps]
+    out = list(shoulders[0])
+    for level, after in zip(levels, shoulders[1:]):
+        out += [level, *after]
+    return out
+
+
+def _shoulders(
+    lo: int, hi: int, rate: np.ndarray, rate_noise: np.ndarray, smoothed: np.ndarray, min_fall: float
+) -> list[_Level]:
+    """The shoulders in ``rate[lo : hi + 1]``: deep minima between peaks, with falls either side."""
+    segment, noise = rate[lo : hi + 1], rate_noise[lo : hi + 1]
+    if segment.size < 3:
+        return []
+    maxima = [i for i in range(1, segment.size - 1) if segment[i] >= segment[i - 1] and segment[i] > segment[i + 1]]
+    # At an end of the curve the fall can begin (or end) mid-drop: the end is then a peak.
+    if lo == 0 and segment[0] > segment[1]:
+        maxima.insert(0, 0)
+    if hi == rate.size - 1 and segment[-1] > segment[-2]:
+        maxima.append(segment.size - 1)
+    maxima = [i for i in maxima if segment[i] > 0]
+
+    def valley(a: int, b: int) -> int:
+        return a + int(np.argmin(segment[a : b + 1]))
+
+    def depth_ratio(a: int, b: int) -> float:
+        return float(segment[valley(a, b)] / min(segment[a], segment[b]))
+
+    # Merge the two peaks around the shallowest minimum (keeping the higher) until every
+    # minimum left is deep.
+    while len(maxima) > 1:
+        ratios = [depth_ratio(a, b) for a, b in zip(maxima, maxima[1:])]
+        j = int(np.argmax(ratios))
+        if ratios[j] < SHOULDER_RATIO:
+            break
+        del maxima[j if segment[maxima[j]] < segment[maxima[j + 1]] else j + 1]
+    # Keep the minima with min_fall on both sides, measured to the neighbouring cuts.
+    cuts = [0, *(valley(a, b) for a, b in zip(maxima, maxima[1:])), segment.size - 1]
+    kept = []
+    for k in range(1, len(cuts) - 1):
+        v, previous = cuts[k], cuts[kept[-1]] if kept else 0
+        if smoothed[lo + previous] - smoothed[lo + v] >= min_fall and smoothed[lo + v] - smoothed[hi] >= min_fall:
+            kept.append(k)
+    shoulders = []
+    for k in kept:
+        v, left, right = cuts[k], maxima[k - 1], maxima[k]  # the minimum and its two peaks
+        clear = segment[v] + NOISE_Z * noise[v] < SHOULDER_RATIO * min(segment[left], segment[right])
+        # The shoulder's extent: where the rate stays within 1.5x of its minimum, between the peaks.
+        near = segment <= segment[v] + 0.5 * abs(segment[v])
+        near[: left + 1] = near[right:] = False
+        a, b = next((a, b) for a, b in _runs(near) if a <= v <= b)
+        shoulders.append(_Level(lo + a, lo + b, float(smoothed[lo + v]), "shoulder" if clear else "tentative"))
+    return shoulders
+
+
+def _steepest(rate: np.ndarray, before: _Level, after: _Level) -> int:
+    """The grid index of the steepest point between two levels."""
+    return before.end + int(np.argmax(rate[before.end : max(after.start, before.end) + 1]))
+
+
+def _merge_small_falls(levels: list[_Level], smoothed: np.ndarray, min_fall: float) -> list[_Level]:
+    """Step 6: merge the two levels around the smallest fall until every fall is ``min_fall``."""
+    levels = list(levels)
+    while len(levels) > 1:
+        falls = [before.level - after.level for before, after in zip(levels, levels[1:])]
+        i = int(np.argmin(falls))
+        if falls[i] >= min_fall:
+            break
+        a, b = levels[i].start, levels[i + 1].end
+        levels[i : i + 2] = [_Level(a, b, float(np.median(smoothed[a : b + 1])), "flat")]
+    return levels
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 7: the joint fit of Richards steps.
+
+
+class _FitData(NamedTuple):
+    x_raw: np.ndarray  # (cells,): the mean position of the points in each occupied grid cell
+    y: np.ndarray  # (cells,): their mean loss / R
+    sigma: np.ndarray  # (cells,): the std of that mean / R
+    rate: np.ndarray  # (grid,): the smoothed rate, for initial guesses
+    x: np.ndarray  # (grid,)
+    R: float  # the loss's range, the unit of y and of the levels' values
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    params: np.ndarray  # [c, (Δ, τ, ln w, ln ν) per step], in units of R and of the axis
+    chi2: float  # Σ ρ(residual / σ)² over the fitted points, ρ the robust loss
+    dof: int  # fitted points − parameters
+    span: tuple[int, int]  # the grid indices fitted over
+
+    @property
+    def steepest(self) -> list[float]:
+        """Each step's steepest point: d/dz σ(−z)^ν peaks where σ(z) = 1/(1 + ν), z = −ln ν."""
+        centres, log_widths, log_nus = self.params[2::4], self.params[3::4], self.params[4::4]
+        return [float(c - math.exp(lw) * ln) for c, lw, ln in zip(centres, log_widths, log_nus)]
+
+    @property
+    def levels(self) -> list[float]:
+        """The asymptotes: ``c + Σ_{j ≥ i} Δ_j`` before step ``i``, and ``c`` after the last."""
+        sizes = self.params[1::4]
+        return [float(self.params[0] + np.sum(sizes[i:])) for i in range(sizes.size + 1)]
+
+    def matches(self, smoothed: np.ndarray, level_noise: np.ndarray, levels: list[_Level], min_drop: float) -> bool:
+        """Whether to report the fit: close to the smoothed curve, every step a drop."""
+        a, b = self.span
+        x = np.linspace(0.0, 1.0, smoothed.size)[a : b + 1]
+        miss = np.sqrt(np.mean((_richards(self.params, x) - smoothed[a : b + 1]) ** 2))
+        allowed = FIT_TOLERANCE + 3.0 * np.sqrt(np.mean(level_noise[a : b + 1] ** 2))
+        return bool(miss <= allowed and np.min(self.params[1::4]) >= min_drop / 2)
+
+
+def _binned(x_raw: np.ndarray, y: np.ndarray, sigma: np.ndarray, cells: int) -> tuple[np.ndarray, ...]:
+    """The points averaged per grid cell (as in :func:`_resample`), each mean's std ``σ/√count``.
+
+    A fit to ≤ ``cells`` means costs the same whatever the number of evaluations.
+    """
+    cell = np.rint(x_raw * (cells - 1)).astype(np.int64)
+    starts = np.flatnonzero(np.diff(cell, prepend=-1))
+    counts = np.diff(np.append(starts, cell.size))
+    mean_sigma = np.sqrt(np.add.reduceat(sigma**2, starts)) / counts
+    return np.add.reduceat(x_raw, starts) / counts, np.add.reduceat(y, starts) / counts, mean_sigma
+
+
+def _richards(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``c + Σ_k Δ_k σ(−(x − τ_k)/w_k)^{ν_k}``, with ``σ(−z)^ν = exp(−ν softplus(z))``."""
+    out = np.full_like(x, params[0])
+    for size, centre, log_width, log_nu in params[1:].reshape(-1, 4):
+        out += size * np.exp(-math.exp(log_nu) * np.logaddexp(0.0, (x - centre) / math.exp(log_width)))
+    return out
+
+
+def _richards_jacobian(params: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """d model / d params, shape ``(len(x), len(params))``."""
+    columns = [np.ones_like(x)]
+    for size, centre, log_width, log_nu in params[1:].reshape(-1, 4):
+        width, nu = math.exp(log_width), math.exp(log_nu)
+        z = (x - centre) / width
+        softplus = np.logaddexp(0.0, z)
+        h = np.exp(-nu * softplus)  # the step, σ(−z)^ν
+        dh_dz = -nu * h / (1.0 + np.exp(-np.clip(z, -700, 700)))  # −ν σ(z) h
+        columns += [h, -size * dh_dz / width, -size * dh_dz * z, -size * nu * softplus * h]
+    return np.stack(columns, axis=1)
+
+
+def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
+    """Fit one Richards step per drop to the points from the first plateau to the last.
+
+    Each step starts as a logistic (``ν = 1``) at the steepest point between its plateaus,
+    its size the fall between them and its width what its peak slope says (a logistic of size
+    ``Δ`` and width ``w`` has slope ``Δ / 4w``), and stays between its two plateaus. Points are
+    weighted by ``1/σ``, with a robust loss (spikes). None if the fit fails.
+    """
+    x, rate = data.x, data.rate
+    dx = x[1] - x[0]
+    # From the middle of the first plateau to the middle of the last: their far ends may drift
+    # (the norm decay, on the log axis, is a slow fall that reads as part of the first plateau).
+    span = ((levels[0].start + levels[0].end) // 2, (levels[-1].start + levels[-1].end) // 2)
+    inside = (data.x_raw >= x[span[0]]) & (data.x_raw <= x[span[1]])
+    xs, ys, sigma = data.x_raw[inside], data.y[inside], data.sigma[inside]
+    p0, lower, upper = [levels[-1].level / data.R], [-np.inf], [np.inf]
+    for before, after in zip(levels, levels[1:]):
+        peak = _steepest(rate, before, after)
+        size = max((before.level - after.level) / data.R, dx)
+        width = float(np.clip(size / (4 * max(rate[peak], 1e-9)), dx / 2, 0.5))
+        p0 += [size, x[peak], math.log(width), 0.0]
+        lower += [0.0, x[before.start], math.log(dx / 4), math.log(0.2)]
+        upper += [2.0, x[after.end], math.log(0.5), math.log(5.0)]
+    n_params = len(p0)
+    if xs.size <= n_params:
+        return None
+    p0 = np.clip(p0, lower, upper)
+    try:
+        result = optimize.least_squares(
+            lambda p: (_richards(p, xs) - ys) / sigma,
+            p0,
+            jac=lambda p: _richards_jacobian(p, xs) / sigma[:, None],
+            bounds=(lower, upper),
+            loss="soft_l1",
+            f_scale=3.0,  # residuals beyond 3σ count linearly: spikes do not drag the fit
+        )
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if not result.success:
+        return None
+    return _Fit(result.x, 2.0 * float(result.cost), xs.size - n_params, span)
+
+
+def _f_statistic(without: _Fit, with_: _Fit) -> float:
+    """F for the step a shoulder adds: ``(Δχ² / 4) / (χ² / dof)`` of the fit with it."""
+    return ((without.chi2 - with_.chi2) / 4.0) / max(with_.chi2 / max(with_.dof, 1), 1e-300)
