@@ -18,7 +18,8 @@ the loss is scaled, nor (on the log axis) when the unit of time is.
 Algorithm (:func:`find_plateaus`), for a curve ``loss(t)``:
 
 1. Validate. On the log axis, leave out the points with ``t ≤ 0`` (step 0 of ``t = lr·step``).
-2. Resample onto :data:`GRID_POINTS` points uniform in ``x``, which is ``t`` or ``ln t``
+2. Remove spikes (a running median over 5 points, which leaves a monotone stretch as it is).
+   Resample onto :data:`GRID_POINTS` points uniform in ``x``, which is ``t`` or ``ln t``
    scaled to ``[0, 1]``: points in one grid cell are averaged, the rest linearly interpolated.
 3. Smooth: a running median ``smooth`` of the axis wide (removes spikes and keeps a monotone
    drop's shape), then a moving average half as wide (removes the median's little steps).
@@ -137,6 +138,10 @@ FIT_TOLERANCE = 0.02
 # draws pushed through steps 2-4 (averaged over 5 smoothing windows: ~10% accuracy, ~1 ms).
 _NOISE_WINDOW = 21
 _NOISE_DRAWS = 4
+
+# A point further than this many σ from the running median of 5 is a spike: the fit leaves it
+# out (one spike of 20σ would otherwise outweigh the evidence for a shoulder).
+_SPIKE_Z = 5.0
 
 # The fit weighs each point by 1/σ, σ at least this fraction of R: an exact curve's points all
 # get this σ, so the fit is plain least squares; it also bounds the weights' ratio.
@@ -269,7 +274,8 @@ def find_plateaus(
     x = np.linspace(0.0, 1.0, GRID_POINTS)  # (grid,)
     dx = x[1] - x[0]
     width = int(round(smooth * GRID_POINTS)) | 1  # odd, in grid points
-    grid = _resample(x_raw, loss, x)  # (grid,)
+    despiked = _despike(loss)  # (n,)
+    grid = _resample(x_raw, despiked, x)  # (grid,)
 
     # 3. Smooth.
     smoothed = _smooth(grid, width)  # (grid,)
@@ -299,21 +305,17 @@ def find_plateaus(
     if not levels:
         return Plateaus([], [])
 
-    # 7. Fit; keep a shoulder only if the fit needs it (an exact curve's always pass).
-    data = _FitData(*_binned(x_raw, loss / R, np.maximum(sigma, _SIGMA_FLOOR), GRID_POINTS), rate, x, R)
-    fit = _fit(data, levels) if len(levels) > 1 else None
-    while fit is not None:
-        interior = [i for i in range(1, len(levels) - 1) if levels[i].kind != "flat"]
-        trials = [(_fit(data, fewer), fewer) for fewer in ([*levels[:i], *levels[i + 1 :]] for i in interior)]
-        trials = [(trial, fewer) for trial, fewer in trials if trial is not None]
-        if not trials:
+    # 7. Keep a shoulder only if a local fit needs it (an exact curve's always do); fit all.
+    sigma = np.maximum(sigma, _SIGMA_FLOOR)
+    ordinary = np.abs(loss - despiked) / R <= _SPIKE_Z * sigma  # the fit leaves out spikes
+    data = _FitData(*_binned(x_raw[ordinary], loss[ordinary] / R, sigma[ordinary], GRID_POINTS), rate, x, R)
+    tested: dict[tuple[tuple[int, int], ...], float] = {}  # a shoulder's F, by its segment
+    while True:
+        scores = [(_shoulder_f(data, levels, i, tested), i) for i, level in enumerate(levels) if level.kind != "flat"]
+        if not scores or min(scores)[0] >= SHOULDER_F:
             break
-        without, fewer = min(trials, key=lambda trial: trial[0].chi2)
-        if _f_statistic(without, fit) >= SHOULDER_F:
-            break  # the shoulder the fit needs least is still needed: all are
-        levels, fit = fewer, without
-    if fit is None:  # no fit to consult: keep only the shoulders that noise cannot explain
-        levels = _merge_small_falls([lv for lv in levels if lv.kind != "tentative"], smoothed, min_drop * R)
+        del levels[min(scores)[1]]  # the shoulder the fit needs least
+    fit = _fit(data, levels) if len(levels) > 1 else None
 
     steepest = [float(x[_steepest(rate, before, after)]) for before, after in zip(levels, levels[1:])]
     values = [level.level for level in levels]
@@ -407,6 +409,13 @@ def _checked_curve(t: Any, loss: Any, axis: str) -> tuple[np.ndarray, np.ndarray
 # Steps 2-4: grid, smoothing, noise.
 
 
+def _despike(values: np.ndarray) -> np.ndarray:
+    """A running median over 5 points: removes a spike of one or two points, wherever the
+    points lie (where they are sparse, the grid's median would see a spike spread over many
+    cells); a monotone stretch, such as a drop, is left exactly as it is."""
+    return ndimage.median_filter(values, size=min(5, values.size), mode="nearest")
+
+
 def _resample(x_raw: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``values`` on the grid ``x``: the mean of the points in each grid cell, interpolated.
 
@@ -455,7 +464,7 @@ def _pipeline_noise(x_raw: np.ndarray, sigma: np.ndarray, x: np.ndarray, width: 
     rng = np.random.default_rng(0)
     level_sq, rate_sq = np.zeros_like(x), np.zeros_like(x)
     for _ in range(_NOISE_DRAWS):
-        noise_only = _smooth(_resample(x_raw, sigma * rng.standard_normal(sigma.size), x), width)
+        noise_only = _smooth(_resample(x_raw, _despike(sigma * rng.standard_normal(sigma.size)), x), width)
         level_sq += noise_only**2 / _NOISE_DRAWS
         rate_sq += np.gradient(noise_only, x[1] - x[0]) ** 2 / _NOISE_DRAWS
 
@@ -578,9 +587,11 @@ class _FitData(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class _Fit:
     params: np.ndarray  # [c, (Δ, τ, ln w, ln ν) per step], in units of R and of the axis
-    chi2: float  # Σ ρ(residual / σ)² over the fitted points, ρ the robust loss
+    chi2: float  # Σ (residual / σ)² over the fitted points
     dof: int  # fitted points − parameters
     span: tuple[int, int]  # the grid indices fitted over
+    inside: np.ndarray  # (cells,): which of the data's points were fitted
+    residuals: np.ndarray  # (fitted points,): y − model, in units of R
 
     @property
     def steepest(self) -> list[float]:
@@ -641,8 +652,8 @@ def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
 
     Each step starts as a logistic (``ν = 1``) at the steepest point between its plateaus,
     its size the fall between them and its width what its peak slope says (a logistic of size
-    ``Δ`` and width ``w`` has slope ``Δ / 4w``), and stays between its two plateaus. Points are
-    weighted by ``1/σ``, with a robust loss (spikes). None if the fit fails.
+    ``Δ`` and width ``w`` has slope ``Δ / 4w``), and stays between its two plateaus. Points
+    are weighted by ``1/σ`` (spikes are already left out). None if the fit fails.
     """
     x, rate = data.x, data.rate
     dx = x[1] - x[0]
@@ -669,16 +680,52 @@ def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
             p0,
             jac=lambda p: _richards_jacobian(p, xs) / sigma[:, None],
             bounds=(lower, upper),
-            loss="soft_l1",
-            f_scale=3.0,  # residuals beyond 3σ count linearly: spikes do not drag the fit
+            ftol=1e-6,  # χ² to 1 part in a million: far finer than the F-test needs
+            xtol=1e-6,
+            max_nfev=50 * n_params,
         )
     except (ValueError, np.linalg.LinAlgError):
         return None
-    if not result.success:
+    if result.status < 0:
         return None
-    return _Fit(result.x, 2.0 * float(result.cost), xs.size - n_params, span)
+    # Out of evaluations (status 0) still gives a fit, a little worse than the best one.
+    residuals = ys - _richards(result.x, xs)
+    return _Fit(result.x, 2.0 * float(result.cost), xs.size - n_params, span, inside, residuals)
 
 
-def _f_statistic(without: _Fit, with_: _Fit) -> float:
-    """F for the step a shoulder adds: ``(Δχ² / 4) / (χ² / dof)`` of the fit with it."""
-    return ((without.chi2 - with_.chi2) / 4.0) / max(with_.chi2 / max(with_.dof, 1), 1e-300)
+def _shoulder_f(data: _FitData, levels: list[_Level], i: int, tested: dict[tuple[tuple[int, int], ...], float]) -> float:
+    """How much the shoulder ``levels[i]`` improves the fit of its stretch of the curve.
+
+    The stretch runs from the middle of the flat plateau before the shoulder to the middle of
+    the one after it (there the model's asymptotes hold), with one step per drop in it. The
+    result is the F statistic ``(Δχ² / 4) / (χ² / dof)`` of that fit against the fit with
+    the shoulder's two steps merged into one (4: the parameters of a step). A shoulder with
+    no flat plateau on one side cannot be tested: it stays only if noise cannot explain it
+    (its kind is "shoulder"), as does one whose fit fails. ``tested`` caches the answers.
+    """
+    first = max((j for j in range(i) if levels[j].kind == "flat"), default=None)
+    last = min((j for j in range(i + 1, len(levels)) if levels[j].kind == "flat"), default=None)
+    untestable = math.inf if levels[i].kind == "shoulder" else 0.0
+    if first is None or last is None:
+        return untestable
+    stretch = levels[first : last + 1]
+    key = (*((level.start, level.end) for level in stretch), (i - first, -1))
+    if key in tested:
+        return tested[key]
+    fewer = [*levels[first:i], *levels[i + 1 : last + 1]]
+    with_ = _fit(data, stretch)
+    if with_ is None:
+        tested[key] = untestable
+        return untestable
+    # Weigh both fits by the noise left around the richer one: the curve's own estimate
+    # (from neighbouring points) also counts a sharp drop's curvature where points are sparse.
+    window = min(_NOISE_WINDOW, with_.residuals.size)
+    sigma = data.sigma.copy()
+    sigma[with_.inside] = 1.4826 * ndimage.median_filter(np.abs(with_.residuals), size=window, mode="nearest")
+    data = data._replace(sigma=np.maximum(sigma, _SIGMA_FLOOR))
+    with_, without = _fit(data, stretch), _fit(data, fewer)
+    if with_ is None or without is None:
+        tested[key] = untestable
+        return untestable
+    tested[key] = ((without.chi2 - with_.chi2) / 4.0) / max(with_.chi2 / max(with_.dof, 1), 1e-300)
+    return tested[key]
