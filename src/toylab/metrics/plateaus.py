@@ -296,7 +296,7 @@ def find_plateaus(
     levels = _with_shoulders(levels, rate, rate_noise, smoothed, min_drop * R)
 
     # 6. Drops: merge across the smallest fall until every fall is at least min_drop · R.
-    levels = _merge_small_falls(levels, smoothed, min_drop * R)
+    levels = _merge_small_falls(levels, smoothed, min_drop * R, x_raw, sigma * R)
     # A shoulder at either end has no fit on its far side to test it against (step 7).
     while levels and levels[0].kind == "tentative":
         levels.pop(0)
@@ -308,13 +308,21 @@ def find_plateaus(
     # 7. Keep a shoulder only if a local fit needs it (an exact curve's always do); fit all.
     sigma = np.maximum(sigma, _SIGMA_FLOOR)
     ordinary = np.abs(loss - despiked) / R <= _SPIKE_Z * sigma  # the fit leaves out spikes
-    data = _FitData(*_binned(x_raw[ordinary], loss[ordinary] / R, sigma[ordinary], GRID_POINTS), rate, x, R)
-    tested: dict[tuple[tuple[int, int], ...], float] = {}  # a shoulder's F, by its segment
+    data = _FitData(*_binned(x_raw[ordinary], loss[ordinary] / R, sigma[ordinary], GRID_POINTS), rate, x, R, min_drop)
+    # Shoulders first, with the flat plateaus as anchors: a spare shoulder could stand in for a
+    # real plateau's step. Then the plateaus between the first and the last (a short flat
+    # stretch on a noisy drop's flank is no plateau), and the shoulders again after a removal.
+    cache: dict[Any, Any] = {}  # fits and F statistics, by the stretch of levels they cover
     while True:
-        scores = [(_shoulder_f(data, levels, i, tested), i) for i, level in enumerate(levels) if level.kind != "flat"]
-        if not scores or min(scores)[0] >= SHOULDER_F:
-            break
-        del levels[min(scores)[1]]  # the shoulder the fit needs least
+        shoulders = [(_significance(data, levels, i, cache), i) for i, lv in enumerate(levels) if lv.kind != "flat"]
+        if shoulders and min(shoulders)[0] < SHOULDER_F:
+            del levels[min(shoulders)[1]]  # the shoulder the fit needs least
+            continue
+        flats = [(_significance(data, levels, i, cache), i) for i in range(1, len(levels) - 1) if levels[i].kind == "flat"]
+        if flats and min(flats)[0] < SHOULDER_F:
+            del levels[min(flats)[1]]
+            continue
+        break
     fit = _fit(data, levels) if len(levels) > 1 else None
 
     steepest = [float(x[_steepest(rate, before, after)]) for before, after in zip(levels, levels[1:])]
@@ -558,13 +566,31 @@ def _steepest(rate: np.ndarray, before: _Level, after: _Level) -> int:
     return before.end + int(np.argmax(rate[before.end : max(after.start, before.end) + 1]))
 
 
-def _merge_small_falls(levels: list[_Level], smoothed: np.ndarray, min_fall: float) -> list[_Level]:
-    """Step 6: merge the two levels around the smallest fall until every fall is ``min_fall``."""
+def _merge_small_falls(
+    levels: list[_Level], smoothed: np.ndarray, min_fall: float, x_raw: np.ndarray, sigma: np.ndarray
+) -> list[_Level]:
+    """Step 6: merge the two levels around the smallest fall until every fall is large enough.
+
+    Large enough: at least ``min_fall`` plus :data:`NOISE_Z` standard deviations of the
+    difference of the two levels. A level's std is that of the median of the points it spans
+    (``√(π/2) σ / √count``, ``σ`` the points' noise in loss units), at least that of one point.
+    """
     levels = list(levels)
+    last = smoothed.size - 1
+
+    def level_noise(level: _Level) -> float:
+        inside = (x_raw >= level.start / last) & (x_raw <= level.end / last)
+        if not inside.any():  # between two points: as noisy as the nearer of them
+            return float(sigma[np.argmin(np.abs(x_raw - level.start / last))])
+        return float(np.median(sigma[inside]) * math.sqrt(math.pi / 2 / inside.sum()))
+
+    def margin(before: _Level, after: _Level) -> float:
+        return before.level - after.level - min_fall - NOISE_Z * math.hypot(level_noise(before), level_noise(after))
+
     while len(levels) > 1:
-        falls = [before.level - after.level for before, after in zip(levels, levels[1:])]
-        i = int(np.argmin(falls))
-        if falls[i] >= min_fall:
+        margins = [margin(before, after) for before, after in zip(levels, levels[1:])]
+        i = int(np.argmin(margins))
+        if margins[i] >= 0:
             break
         a, b = levels[i].start, levels[i + 1].end
         levels[i : i + 2] = [_Level(a, b, float(np.median(smoothed[a : b + 1])), "flat")]
@@ -582,6 +608,7 @@ class _FitData(NamedTuple):
     rate: np.ndarray  # (grid,): the smoothed rate, for initial guesses
     x: np.ndarray  # (grid,)
     R: float  # the loss's range, the unit of y and of the levels' values
+    min_drop: float  # the smallest drop, in units of R; a step is kept above a quarter of it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -626,34 +653,38 @@ def _binned(x_raw: np.ndarray, y: np.ndarray, sigma: np.ndarray, cells: int) -> 
     return np.add.reduceat(x_raw, starts) / counts, np.add.reduceat(y, starts) / counts, mean_sigma
 
 
+def _richards_parts(params: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The pieces of the model and its derivatives, each of shape ``(len(x), steps)``."""
+    size, centre, log_width, log_nu = params[1:].reshape(-1, 4).T  # (steps,) each
+    width, nu = np.exp(log_width), np.exp(log_nu)
+    z = (x[:, None] - centre) / width  # (points, steps)
+    softplus = np.logaddexp(0.0, z)
+    step = np.exp(-nu * softplus)  # σ(−z)^ν
+    return size, width, nu, z, softplus, step
+
+
 def _richards(params: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``c + Σ_k Δ_k σ(−(x − τ_k)/w_k)^{ν_k}``, with ``σ(−z)^ν = exp(−ν softplus(z))``."""
-    out = np.full_like(x, params[0])
-    for size, centre, log_width, log_nu in params[1:].reshape(-1, 4):
-        out += size * np.exp(-math.exp(log_nu) * np.logaddexp(0.0, (x - centre) / math.exp(log_width)))
-    return out
+    size, *_, step = _richards_parts(params, x)
+    return params[0] + step @ size
 
 
 def _richards_jacobian(params: np.ndarray, x: np.ndarray) -> np.ndarray:
     """d model / d params, shape ``(len(x), len(params))``."""
-    columns = [np.ones_like(x)]
-    for size, centre, log_width, log_nu in params[1:].reshape(-1, 4):
-        width, nu = math.exp(log_width), math.exp(log_nu)
-        z = (x - centre) / width
-        softplus = np.logaddexp(0.0, z)
-        h = np.exp(-nu * softplus)  # the step, σ(−z)^ν
-        dh_dz = -nu * h / (1.0 + np.exp(-np.clip(z, -700, 700)))  # −ν σ(z) h
-        columns += [h, -size * dh_dz / width, -size * dh_dz * z, -size * nu * softplus * h]
-    return np.stack(columns, axis=1)
+    size, width, nu, z, softplus, step = _richards_parts(params, x)
+    d_step_dz = -nu * step * 0.5 * (1.0 + np.tanh(0.5 * z))  # −ν σ(z) σ(−z)^ν
+    per_step = np.stack([step, -size * d_step_dz / width, -size * d_step_dz * z, -size * nu * softplus * step], axis=2)
+    return np.concatenate([np.ones((x.size, 1)), per_step.reshape(x.size, -1)], axis=1)
 
 
-def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
+def _fit(data: _FitData, levels: list[_Level], start: np.ndarray | None = None) -> _Fit | None:
     """Fit one Richards step per drop to the points from the first plateau to the last.
 
     Each step starts as a logistic (``ν = 1``) at the steepest point between its plateaus,
     its size the fall between them and its width what its peak slope says (a logistic of size
-    ``Δ`` and width ``w`` has slope ``Δ / 4w``), and stays between its two plateaus. Points
-    are weighted by ``1/σ`` (spikes are already left out). None if the fit fails.
+    ``Δ`` and width ``w`` has slope ``Δ / 4w``), unless ``start`` gives the parameters to
+    start from, and stays between its two plateaus. Points are weighted by ``1/σ`` (spikes
+    are already left out). None if the fit fails.
     """
     x, rate = data.x, data.rate
     dx = x[1] - x[0]
@@ -665,15 +696,15 @@ def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
     p0, lower, upper = [levels[-1].level / data.R], [-np.inf], [np.inf]
     for before, after in zip(levels, levels[1:]):
         peak = _steepest(rate, before, after)
-        size = max((before.level - after.level) / data.R, dx)
+        size = max((before.level - after.level) / data.R, data.min_drop)
         width = float(np.clip(size / (4 * max(rate[peak], 1e-9)), dx / 2, 0.5))
         p0 += [size, x[peak], math.log(width), 0.0]
-        lower += [0.0, x[before.start], math.log(dx / 4), math.log(0.2)]
+        lower += [data.min_drop / 4, x[before.start], math.log(dx / 4), math.log(0.2)]
         upper += [2.0, x[after.end], math.log(0.5), math.log(5.0)]
     n_params = len(p0)
     if xs.size <= n_params:
         return None
-    p0 = np.clip(p0, lower, upper)
+    p0 = np.clip(p0 if start is None else start, lower, upper)
     try:
         result = optimize.least_squares(
             lambda p: (_richards(p, xs) - ys) / sigma,
@@ -682,7 +713,7 @@ def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
             bounds=(lower, upper),
             ftol=1e-6,  # χ² to 1 part in a million: far finer than the F-test needs
             xtol=1e-6,
-            max_nfev=50 * n_params,
+            max_nfev=20 * n_params,
         )
     except (ValueError, np.linalg.LinAlgError):
         return None
@@ -693,39 +724,52 @@ def _fit(data: _FitData, levels: list[_Level]) -> _Fit | None:
     return _Fit(result.x, 2.0 * float(result.cost), xs.size - n_params, span, inside, residuals)
 
 
-def _shoulder_f(data: _FitData, levels: list[_Level], i: int, tested: dict[tuple[tuple[int, int], ...], float]) -> float:
-    """How much the shoulder ``levels[i]`` improves the fit of its stretch of the curve.
+def _significance(data: _FitData, levels: list[_Level], i: int, cache: dict[Any, Any]) -> float:
+    """How much ``levels[i]`` (a shoulder, or a plateau) improves the fit of its stretch.
 
-    The stretch runs from the middle of the flat plateau before the shoulder to the middle of
-    the one after it (there the model's asymptotes hold), with one step per drop in it. The
-    result is the F statistic ``(Δχ² / 4) / (χ² / dof)`` of that fit against the fit with
-    the shoulder's two steps merged into one (4: the parameters of a step). A shoulder with
-    no flat plateau on one side cannot be tested: it stays only if noise cannot explain it
-    (its kind is "shoulder"), as does one whose fit fails. ``tested`` caches the answers.
+    The stretch runs from the middle of the nearest flat plateau before the level to the
+    middle of the nearest one after it (there the model's asymptotes hold), one step per drop.
+    The result is the F statistic ``(Δχ² / 4) / (χ² / dof)`` of that fit against the fit with
+    the level's two steps merged into one (4: the parameters of a step). Both are weighed by
+    the noise left around the richer fit: the curve's own estimate (from neighbouring points)
+    also counts a sharp drop's curvature where points are sparse. A level with no flat plateau
+    on one side cannot be tested: it stays if noise cannot explain it (it is not
+    "tentative"), as does one whose fit fails. ``cache`` keeps fits and answers.
     """
+    untestable = 0.0 if levels[i].kind == "tentative" else math.inf
     first = max((j for j in range(i) if levels[j].kind == "flat"), default=None)
     last = min((j for j in range(i + 1, len(levels)) if levels[j].kind == "flat"), default=None)
-    untestable = math.inf if levels[i].kind == "shoulder" else 0.0
     if first is None or last is None:
         return untestable
     stretch = levels[first : last + 1]
-    key = (*((level.start, level.end) for level in stretch), (i - first, -1))
-    if key in tested:
-        return tested[key]
-    fewer = [*levels[first:i], *levels[i + 1 : last + 1]]
-    with_ = _fit(data, stretch)
-    if with_ is None:
-        tested[key] = untestable
+    key = tuple((level.start, level.end) for level in stretch)
+    if key not in cache:
+        rich = _fit(data, stretch)
+        if rich is not None:
+            window = min(_NOISE_WINDOW, rich.residuals.size)
+            sigma = data.sigma.copy()
+            sigma[rich.inside] = 1.4826 * ndimage.median_filter(np.abs(rich.residuals), size=window, mode="nearest")
+            data = data._replace(sigma=np.maximum(sigma, _SIGMA_FLOOR))
+            rich = _fit(data, stretch, start=rich.params)
+        cache[key] = (data, rich)
+    data, rich = cache[key]
+    if rich is None:
         return untestable
-    # Weigh both fits by the noise left around the richer one: the curve's own estimate
-    # (from neighbouring points) also counts a sharp drop's curvature where points are sparse.
-    window = min(_NOISE_WINDOW, with_.residuals.size)
-    sigma = data.sigma.copy()
-    sigma[with_.inside] = 1.4826 * ndimage.median_filter(np.abs(with_.residuals), size=window, mode="nearest")
-    data = data._replace(sigma=np.maximum(sigma, _SIGMA_FLOOR))
-    with_, without = _fit(data, stretch), _fit(data, fewer)
-    if with_ is None or without is None:
-        tested[key] = untestable
-        return untestable
-    tested[key] = ((without.chi2 - with_.chi2) / 4.0) / max(with_.chi2 / max(with_.dof, 1), 1e-300)
-    return tested[key]
+    if (key, i) not in cache:
+        fewer = [*levels[first:i], *levels[i + 1 : last + 1]]
+        without = _fit(data, fewer, start=_merged(rich.params, i - first))
+        if without is None:
+            cache[key, i] = untestable
+        else:
+            cache[tuple((level.start, level.end) for level in fewer)] = (data, without)
+            cache[key, i] = ((without.chi2 - rich.chi2) / 4.0) / max(rich.chi2 / max(rich.dof, 1), 1e-300)
+    return cache[key, i]
+
+
+def _merged(params: np.ndarray, level: int) -> np.ndarray:
+    """Parameters with the steps either side of ``level`` merged into the larger of the two."""
+    steps = params[1:].reshape(-1, 4)  # (steps, 4): step j falls from level j to level j + 1
+    before, after = steps[level - 1], steps[level]
+    larger = before if before[0] >= after[0] else after
+    merged = np.array([before[0] + after[0], *larger[1:]])
+    return np.concatenate([params[:1], *steps[: level - 1], merged, *steps[level + 1 :]])
