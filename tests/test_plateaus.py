@@ -153,6 +153,19 @@ def test_constant_and_zero_curves():
         assert result == Plateaus([Plateau(0.0, 10.0, value)], [])
 
 
+def test_float_rounding_steps_are_not_drops():
+    # A run that learned nothing: float32 steps of 4.8e-7 on a loss of 0.29 (seen with ce-prob
+    # and SGD at d = 30) are below RANGE_FLOOR of the level, so the curve is one plateau.
+    times = np.linspace(0.0, 20.0, 400)
+    loss = np.float32(0.2946691) - np.float32(4.76837e-7) * ((times > 11.0).astype(np.float32) + (times > 16.2))
+    result = find_plateaus(times, loss.astype(np.float32))
+    assert result.drops == []
+    assert len(result.plateaus) == 1
+    # The same shape a hundred times larger (1.6e-4 of the level) is a real staircase.
+    result = find_plateaus(times, 0.2946691 - 5e-5 * ((times > 11.0) + 1.0 * (times > 16.2)))
+    assert [round(d.time) for d in result.drops] == [11, 16]
+
+
 @pytest.mark.parametrize("end", [6.6, 3.3], ids=["mid-last-drop", "mid-second-drop"])
 def test_run_ending_mid_drop(end):
     times = linear_times()
@@ -269,7 +282,8 @@ def test_json_ready():
         ([0, 1, 2], [1, 1, 0], {"axis": "ln"}, r"axis='ln': expected 'linear' or 'log'"),
         ([0, 1, 2], [1, 1, 0], {"min_drop": 0.0}, r"min_drop=0.0: expected a number in \(0.0, 1.0\)"),
         ([0, 1, 2], [1, 1, 0], {"min_length": 1.5}, r"min_length=1.5"),
-        ([0, 1, 2], [1, 1, 0], {"slope_threshold": -1}, r"slope_threshold=-1"),
+        ([0, 1, 2], [1, 1, 0], {"slope_thresholds": {"linear": -1}}, r"slope_threshold=-1"),
+        ([0, 1, 2], [1, 1, 0], {"slope_thresholds": {"log": 0.3}}, r"has no entry for axis='linear'"),
         ([0, 1, 2], [1, 1, 0], {"smooth": 0.5}, r"smooth=0.5"),
         ([0, 1, 2], ["a", "b", "c"], {}, r"loss: expected a 1-D array of numbers"),
     ],

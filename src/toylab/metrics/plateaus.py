@@ -69,6 +69,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import types
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -80,6 +81,7 @@ from toylab.errors import ConfigError
 __all__ = [
     "GRID_POINTS",
     "SLOPE_THRESHOLD",
+    "RANGE_FLOOR",
     "MIN_LENGTH",
     "MIN_DROP",
     "SMOOTH",
@@ -107,7 +109,13 @@ GRID_POINTS = 512
 # first plateau (exponential, peak rate 0.37 × its fall per e-fold of t) of 10% of R across
 # the 9.4 e-folds from step 1 to step 12k peaks at 0.36; the same staircase's drops peak at
 # 2.4 and above, and its plateaus reach 0.2 and below; 0.5 sits between.
-SLOPE_THRESHOLD: Mapping[str, float] = {"linear": 0.2, "log": 0.5}
+SLOPE_THRESHOLD: Mapping[str, float] = types.MappingProxyType({"linear": 0.2, "log": 0.5})
+
+# A curve whose range is below this fraction of its largest |loss| is flat: its changes are
+# float32 rounding, not learning. A loss summed over d² terms in float32 carries relative
+# errors of d²·eps ≈ 1e-4 at worst (d = 30); a curve of level 0.29 that moved by 1.4e-6
+# (ce-prob, SGD, d = 30, nothing learned) otherwise reported two drops of 5e-7.
+RANGE_FLOOR = 1e-4
 
 # Default `min_length`, a fraction of the axis: a flat stretch this long is a plateau. The
 # staircase's shortest flat plateau (at 0.5, between the s = 2 and s = 1 drops, on the log
@@ -222,7 +230,7 @@ def find_plateaus(
     loss: Any,
     *,
     axis: Axis = "linear",
-    slope_threshold: float | None = None,
+    slope_thresholds: Mapping[str, float] = SLOPE_THRESHOLD,
     min_length: float = MIN_LENGTH,
     min_drop: float = MIN_DROP,
     smooth: float = SMOOTH,
@@ -235,7 +243,8 @@ def find_plateaus(
 
     .. math:: r(x) = -\\frac{1}{R} \\frac{d\\,\\mathrm{loss}}{dx},
 
-    a plateau is a stretch at least ``min_length`` long where ``|r| < slope_threshold`` (plus
+    a plateau is a stretch at least ``min_length`` long where ``|r|`` is below the axis's
+    slope threshold (plus
     the rate's noise), or a shoulder between overlapping drops; a drop is a fall of at least
     ``min_drop · R`` from one plateau to the next. The module docstring gives the algorithm.
 
@@ -246,9 +255,11 @@ def find_plateaus(
       axis: ``"linear"`` measures lengths in ``t``; ``"log"`` in ``ln t``, for plateaus that
         span decades and evaluations spaced geometrically. The log axis leaves out points with
         ``t ≤ 0`` (step 0 has no logarithm); at least 3 must remain.
-      slope_threshold: the largest ``|r|`` on a plateau, in ``R`` per axis length (a straight
-        line from the top of the curve to its bottom has ``r = 1``). Default (None): the
-        axis's :data:`SLOPE_THRESHOLD`, 0.2 on the linear axis and 0.5 on the log axis.
+      slope_thresholds: the largest ``|r|`` on a plateau, in ``R`` per axis length (a straight
+        line from the top of the curve to its bottom has ``r = 1``), for each axis; only the
+        entry for ``axis`` is read. Default :data:`SLOPE_THRESHOLD`: 0.2 on the linear axis,
+        0.5 on the log axis (a log axis stretches early times, where slow relaxations look
+        steep). For example ``slope_thresholds={"log": 0.3}`` with ``axis="log"``.
       min_length: the shortest flat stretch that is a plateau, a fraction of the axis.
         Default :data:`MIN_LENGTH` = 0.02.
       min_drop: the smallest fall that is a drop, a fraction of ``R``. Default
@@ -281,7 +292,9 @@ def find_plateaus(
     """
     if axis not in ("linear", "log"):
         raise ConfigError(f"axis={axis!r}: expected 'linear' or 'log'")
-    threshold = SLOPE_THRESHOLD[axis] if slope_threshold is None else slope_threshold
+    if axis not in slope_thresholds:
+        raise ConfigError(f"slope_thresholds={dict(slope_thresholds)!r}: has no entry for axis={axis!r}")
+    threshold = slope_thresholds[axis]
     _check_settings(threshold, min_length, min_drop, smooth)
     t, loss = _checked_curve(t, loss, axis)
 
@@ -298,8 +311,8 @@ def find_plateaus(
     smoothed = _smooth(grid, width)  # (grid,)
 
     # 4. Normalise. The floor keeps a constant curve (R = 0), or one flat to float precision,
-    # from turning rounding noise into drops: 1e-6 of the loss is float32's resolution.
-    R = max(float(np.ptp(smoothed)), 1e-6 * float(np.max(np.abs(smoothed))), np.finfo(float).tiny)
+    # from turning rounding noise into drops.
+    R = max(float(np.ptp(smoothed)), RANGE_FLOOR * float(np.max(np.abs(smoothed))), np.finfo(float).tiny)
     rate = -np.gradient(smoothed / R, dx)  # (grid,)
     sigma = _point_noise(x_raw, loss) / R  # (n,): each point's noise std, in units of R
     rate_noise = _rate_noise(x_raw, sigma, x, width)  # (grid,)
