@@ -130,8 +130,9 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
         # A diverged run keeps its history; plateaus are read from the part before it blew up.
         finite = np.isfinite(loss[:, index])
         good = int(np.argmin(finite)) if not finite.all() else len(t)
+        usable = np.count_nonzero(t[:good] > 0) if time_axis == "log" else good
         plateaus, drops = find_plateaus(t[:good], loss[:good, index], axis=time_axis) \
-            if good >= 3 else ([], [])
+            if usable >= 3 else ([], [])
         runs.append({
             "seed": instance.seed,
             "rank": int(s.size),
