@@ -7,6 +7,7 @@ stdout holds exactly one JSON object; progress and messages go to stderr.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -176,7 +177,7 @@ def scurve(
 
 @app.command()
 def reproduce(
-    study: Annotated[str, typer.Argument(help="which study: intro")],
+    study: Annotated[str, typer.Argument(help="which study: intro (Elhage et al. §1), scurves (Jermyn & Shlegeris)")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
@@ -195,10 +196,46 @@ def reproduce(
         result = module.run(seed=seed, **options)
     except ConfigError as exc:
         _fail(str(exc))
-    summary = {"study": module.describe(), **tms_study.summarize(result)}
     folder = out or default_run_folder(study)
+    if study == "scurves":
+        summary = {"study": module.describe(), **module.summarize(result)}
+        module.write_run(folder, result, summary)
+        _report_scurves_study(summary, folder, as_json)
+        return
+    summary = {"study": module.describe(), **tms_study.summarize(result)}
     tms_study.write_run(folder, result, summary)
     _report(summary, folder, as_json)
+
+
+def _report_scurves_study(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
+    from toylab.experiments.runs import json_safe
+
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(summary)) + "\n")
+        stderr.print(f"run folder: {folder}")
+        return
+    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    table = Table(title="Drops per run and the first drop (in steps), by rank; d = 100, log time axis")
+    table.add_column("loss, optimizer, lr")
+    for rank in summary["study"]["ranks"]:
+        table.add_column(f"rank {rank}", justify="right")
+    for name, sweep in summary["sweeps"].items():
+        cells = []
+        for entry in sweep["ranks"]:
+            steps = " ".join("—" if s is None else f"{s:.0f}" for s in entry["first_drop_step"])
+            cells.append(f"{' '.join(map(str, entry['drops']))} @ {steps}")
+        table.add_row(f"{sweep['loss']}, {sweep['optimizer']}, {sweep['lr']:g}", *cells)
+    console.print(table)
+    table = Table(title="Full rank, MSE: first plateau (steps) against the init scale ε")
+    table.add_column("optimizer, lr")
+    first = next(iter(summary["init"].values()))
+    for eps in first["init_scales"]:
+        table.add_column(f"ε = {eps:g}", justify="right")
+    for entry in summary["init"].values():
+        table.add_row(f"{entry['optimizer']}, {entry['lr']:g}", *(
+            " ".join("none" if math.isnan(x) else f"{x:.0f}" for x in row) for row in entry["plateau_steps"]))
+    console.print(table)
+    console.print(f"run folder: {folder}")
 
 
 def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
@@ -226,6 +263,109 @@ def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
             " ".join(f"{d:.2f}" for d in best["feature_dimensionality"]),
             describe_dicts(best["geometry"]),
         )
+    console.print(table)
+    console.print(f"run folder: {folder}")
+
+
+@app.command()
+def measure(
+    file: Annotated[Path, typer.Argument(help="a .npy, .npz or .safetensors file holding a weight matrix")],
+    array: Annotated[str | None, typer.Option(help="the array's name in an .npz or .safetensors file")] = None,
+    feature_axis: Annotated[int, typer.Option(help="1: features are columns (h = W x); 0: rows")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Measure superposition in any weight matrix: scale-dependent and scale-invariant measures side by side."""
+    from toylab import metrics
+    from toylab.arrays import load_weight_matrix
+
+    try:
+        W = load_weight_matrix(file, array=array, feature_axis=feature_axis)  # errors name the file
+    except ConfigError as exc:
+        _fail(str(exc))
+    label = f"{file}[{array}]" if array else str(file)
+    try:
+        result = metrics.measure(W)
+    except ConfigError as exc:
+        _fail(f"{label}: {exc}")
+    if as_json:
+        sys.stdout.write(json.dumps({"file": str(file), "array": array, "feature_axis": feature_axis,
+                                     **result}) + "\n")
+        return
+    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    power = {0: "unchanged", 1: "× c", 2: "× c²", -2: "× c⁻²"}
+    scaling = result["scaling"]
+
+    def number(name: str) -> str:
+        value = result[name]
+        return "∞" if value is None else f"{value:.4g}"
+
+    table = Table(title=f"{label}: {result['n_features']} features in {result['d_hidden']} dimensions "
+                        "(under W → cW)")
+    for column in ("measure", "value", "W → cW", "scale-invariant counterpart", "value ", "W → cW "):
+        table.add_column(column, justify="right" if "value" in column else "left")
+    for name, invariant in (("features_per_dimension", "features_per_dimension_invariant"),
+                            ("dimensions_per_feature", "dimensions_per_feature_invariant"),
+                            ("feature_scale", None), ("mean_feature_dimensionality", None),
+                            ("sum_feature_dimensionality", None)):
+        table.add_row(name, number(name), power[scaling[name]], invariant or "",
+                      number(invariant) if invariant else "", power[scaling[invariant]] if invariant else "")
+    table.add_row("n_represented", f"{result['n_represented']} of {result['n_features']}", "unchanged", "", "", "")
+    table.add_row("geometry", result["geometry_description"], "unchanged", "", "", "")
+    console.print(table)
+    features = Table(title="per feature (s = feature_scale)")
+    for column in ("i", "‖W_i‖", "‖W_i‖/s", "D_i", "interference", "interference/s²", "represented"):
+        features.add_column(column, justify="right")
+    for i in range(result["n_features"]):
+        features.add_row(
+            str(i), *(f"{result[name][i]:.4g}" for name in (
+                "feature_norms", "feature_norms_relative", "feature_dimensionality", "interference",
+                "interference_relative")),
+            "yes" if result["represented"][i] else "no")
+    console.print(features)
+
+
+@app.command("rescale-check")
+def rescale_check(
+    scales: Annotated[str | None, typer.Option(
+        help="comma-separated factors c > 0 (default: 9 values from 0.1 to 10 on a log grid)")] = None,
+    n_hidden: Annotated[int, typer.Option(help="hidden units of the digits classifier")] = 32,
+    steps: Annotated[int, typer.Option(help="optimizer steps for the classifier")] = 1000,
+    tms_steps: Annotated[int, typer.Option(help="optimizer steps for the autoencoder")] = 3000,
+    tms_seeds: Annotated[int, typer.Option(help="autoencoder seeds; the lowest-loss one is rescaled")] = 4,
+    seed: Annotated[int, typer.Option(help="base seed (training and the train/test split)")] = 0,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/rescale-check-<time>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """The seed's sanity check (SPEC S2): multiply a layer's weights by c, in a classifier and in the autoencoder."""
+    from toylab.experiments import rescale as study
+
+    factors = _floats(scales, "--scales") if scales is not None else study.SCALES
+    try:
+        result = study.run(scales=factors, n_hidden=n_hidden, steps=steps, tms_steps=tms_steps,
+                           tms_seeds=tms_seeds, seed=seed)
+    except ConfigError as exc:
+        _fail(str(exc))
+    summary = study.summarize(result)
+    folder = out or default_run_folder("rescale-check")
+    study.write_run(folder, result, summary)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        stderr.print(f"run folder: {folder}")
+        return
+    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    classifier = summary["settings"]["classifier"]
+    table = Table(title=f"W → cW. Classifier: digits, bias-free ReLU, {classifier['n_hidden']} hidden units, "
+                        "measures of c·W_in; autoencoder: n = 5, m = 2, p = 0.05")
+    for column in ("c", "accuracy", "changed", "feat/dim", "invariant", "mean D_i",
+                   "TMS loss", "TMS feat/dim", "TMS invariant"):
+        table.add_column(column, justify="right")
+    for k, c in enumerate(summary["scales"]):
+        table.add_row(
+            f"{c:.3g}", f"{summary['accuracy'][k]:.4f}", str(summary["predictions_changed"][k]),
+            f"{summary['features_per_dimension'][k]:.4g}", f"{summary['features_per_dimension_invariant'][k]:.4g}",
+            f"{summary['mean_feature_dimensionality'][k]:.4g}", f"{summary['tms_loss'][k]:.4g}",
+            f"{summary['tms_features_per_dimension'][k]:.4g}",
+            f"{summary['tms_features_per_dimension_invariant'][k]:.4g}")
     console.print(table)
     console.print(f"run folder: {folder}")
 

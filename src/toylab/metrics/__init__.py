@@ -3,7 +3,9 @@
 Superposition (Elhage et al. 2022, "Toy Models of Superposition"): jittable per-matrix and
 per-feature measures in :mod:`toylab.metrics.superposition`, and the host-side polytope
 classifier in :mod:`toylab.metrics.geometry`. All take ``W`` of shape
-``(..., d_hidden, n_features)`` with features as columns.
+``(..., d_hidden, n_features)`` with features as columns (``feature_axis=0`` for rows), from
+numpy, JAX or PyTorch. :func:`~toylab.metrics.summary.measure` reports every measure of one
+matrix, scale-dependent and scale-invariant side by side (SPEC S2).
 """
 
 from toylab.metrics.geometry import (
@@ -18,13 +20,17 @@ from toylab.metrics.geometry import (
     describe_dicts,
     geometry,
 )
+from toylab.metrics.summary import SCALING, measure
 from toylab.metrics.superposition import (
     REPRESENTED_THRESHOLD,
     as_weight_matrix,
     dimensions_per_feature,
+    dimensions_per_feature_invariant,
     feature_dimensionality,
     feature_norms,
+    feature_scale,
     features_per_dimension,
+    features_per_dimension_invariant,
     interference,
     n_represented,
     represented,
@@ -36,6 +42,9 @@ __all__ = [
     "as_weight_matrix",
     "features_per_dimension",
     "dimensions_per_feature",
+    "feature_scale",
+    "features_per_dimension_invariant",
+    "dimensions_per_feature_invariant",
     "feature_norms",
     "feature_dimensionality",
     "interference",
@@ -52,6 +61,9 @@ __all__ = [
     "geometry",
     "describe",
     "describe_dicts",
+    # every measure of one matrix, scale-dependent and scale-invariant side by side
+    "SCALING",
+    "measure",
 ]
 
 from toylab.metrics import lowrank  # noqa: E402  (mode strengths, alignment, bumps)

@@ -9,11 +9,14 @@ function maps over them, so a stack of trained autoencoders is measured in one c
 
 Every function except :func:`as_weight_matrix` is pure ``jax.numpy``: it works under
 ``jax.jit``, ``jax.vmap`` and ``jax.grad``, is NaN-free for zero columns (with NaN-free
-gradients), and is clean under strict rank and dtype promotion.
+gradients), and is clean under strict rank and dtype promotion. Each also takes a keyword
+``feature_axis`` (1: features are columns, the default; 0: rows, as in a PyTorch
+``nn.Linear.weight`` read as a decoder) and, outside ``jax.jit``, any weight matrix a user
+brings: numpy, JAX, nested lists or a PyTorch tensor (see :func:`as_weight_matrix`).
 
 Scale (the seed's S2 critique): :func:`features_per_dimension` and :func:`interference` scale as
-``c²`` when ``W`` is multiplied by ``c > 0``; :func:`feature_dimensionality` and
-:func:`represented` do not change.
+``c²`` when ``W`` is multiplied by ``c > 0``; :func:`feature_dimensionality`,
+:func:`represented` and :func:`features_per_dimension_invariant` do not change.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ __all__ = [
     "as_weight_matrix",
     "features_per_dimension",
     "dimensions_per_feature",
+    "feature_scale",
+    "features_per_dimension_invariant",
+    "dimensions_per_feature_invariant",
     "feature_norms",
     "feature_dimensionality",
     "interference",
@@ -58,18 +64,19 @@ _ZERO_RELATIVE_SQ_NORM = 1e-12
 _MIN_REPRESENTED_NORM = 1e-6
 
 
-def _jit_on_floats(metric: Callable[[Array], Array]) -> Callable[[ArrayLike], Array]:
+def _jit_on_floats(metric: Callable[[Array], Array]) -> Callable[..., Array]:
     """Compile ``metric`` once per shape and dtype, after checking and converting its input.
 
     The check runs at trace time (shapes and dtypes are static), so it also guards calls made
     under an outer ``jax.jit``/``jax.vmap``; calling the metric eagerly costs one compiled
-    program instead of one dispatch per operation.
+    program instead of one dispatch per operation. The wrapper adds the keyword
+    ``feature_axis`` (see :func:`as_weight_matrix`).
     """
     compiled = jax.jit(metric)
 
     @functools.wraps(metric)
-    def checked(W: ArrayLike) -> Array:
-        return compiled(_as_float(W))
+    def checked(W: Any, *, feature_axis: int = 1) -> Array:
+        return compiled(_features_last(W, feature_axis))
 
     return checked
 
@@ -77,8 +84,9 @@ def _jit_on_floats(metric: Callable[[Array], Array]) -> Callable[[ArrayLike], Ar
 def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidden n_features"]:
     """Turn any array-like into a float JAX weight matrix with features on the last axis.
 
-    Accepts numpy arrays, JAX arrays, nested lists and PyTorch tensors (duck-typed through
-    ``.detach().cpu().numpy()``, so torch is never imported). Host-side: call it outside
+    Accepts numpy arrays, JAX arrays, nested lists, anything with ``__array__``, and PyTorch
+    tensors, also ones that require grad, live on a GPU or hold bfloat16 (duck-typed through
+    ``.detach().cpu().numpy()``, so toylab never imports torch). Host-side: call it outside
     ``jax.jit``, once, on matrices that come from a user.
 
     Args:
@@ -102,17 +110,14 @@ def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidde
       >>> as_weight_matrix([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], feature_axis=0).tolist()
       [[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]
     """
-    if isinstance(feature_axis, bool) or feature_axis not in (0, 1):
-        raise ConfigError(
-            f"feature_axis={feature_axis!r}: expected 0 (features are rows) or 1 (features are columns)"
-        )
+    _check_feature_axis(feature_axis)
     if isinstance(w, jax.core.Tracer):
         raise ConfigError(
             "as_weight_matrix got a traced array: it is a host-side check; call it before jax.jit, "
             "or pass the array straight to the metric functions"
         )
     if hasattr(w, "detach"):  # a PyTorch tensor, possibly on a GPU and requiring grad
-        w = w.detach().cpu().numpy()
+        w = _torch_to_numpy(w)
     try:
         array = np.asarray(w)
     except (TypeError, ValueError) as exc:  # ragged nested lists, unconvertible objects
@@ -186,6 +191,111 @@ def dimensions_per_feature(W: Float[ArrayLike, "... d_hidden n_features"]) -> Fl
     """
     m = W.shape[-2]
     return m / jnp.sum(W**2, axis=(-2, -1))
+
+
+@_jit_on_floats
+def feature_scale(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "..."]:
+    """The typical norm of a represented feature, ``s``: what :func:`features_per_dimension` divides out.
+
+    .. math:: s^2 = \\frac{\\sum_i \\|W_i\\|^4}{\\sum_i \\|W_i\\|^2}
+
+    ``s²`` is the mean of the squared feature norms ``q_i = ‖W_i‖²``, each weighted by its own
+    share of ``‖W‖_F²``: dropped features (``q_i ≈ 0``) carry no weight, so ``s = 1`` on a
+    unit-norm solution (every feature at norm 1 or 0), whatever the number of dropped ones.
+    ``s(cW) = c·s(W)`` for ``c > 0``; 0 for an all-zero ``W``. Dividing a scale-dependent
+    measure by the matching power of ``s`` makes it scale-invariant (SPEC S2).
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(...)``, ≥ 0.
+
+    Example:
+      >>> float(feature_scale([[3.0, 0.0, -3.0], [0.0, 3.0, 0.0]]))
+      3.0
+    """
+    scale = _safe_scale(W)[..., 0, 0]  # (...): the norms of W/scale neither overflow nor underflow
+    sq, total, fourth = _squared_norm_sums(W)
+    nonzero = total > 0
+    # Double where: sqrt's gradient at 0 is infinite, so an all-zero W takes the other branch.
+    ratio = jnp.where(nonzero, fourth / jnp.where(nonzero, total, 1.0), 1.0)
+    return jnp.where(nonzero, jnp.sqrt(ratio), 0.0) * scale
+
+
+@_jit_on_floats
+def features_per_dimension_invariant(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "..."]:
+    """Features per dimension that no rescaling of ``W`` can change: ``‖W/s‖_F² / m``.
+
+    .. math::
+        \\frac{1}{m} \\frac{\\left(\\sum_i \\|W_i\\|^2\\right)^2}{\\sum_i \\|W_i\\|^4}
+        = \\frac{\\|W\\|_F^2}{m\\, s^2}
+
+    Why this formula. Elhage et al.'s ``‖W‖_F²/m`` counts represented features per dimension
+    only because their trained features have norm 1 (or 0 when dropped); multiply ``W`` by
+    ``c`` and it reads ``c²`` times as many, though a bias-free ReLU classifier classifies
+    exactly as before (the seed's critique, SPEC S2). With ``q_i = ‖W_i‖²`` the numerator over
+    ``m`` is the participation ratio ``(Σ q_i)² / Σ q_i²``, the effective number of features
+    carrying ``‖W‖_F²``. It is
+
+    * equal to Elhage's value on every unit-norm solution: ``k`` features at norm 1 and the rest
+      at 0 give ``k²/k = k``, so ``k/m``: 2.5 for the pentagon in 2 dimensions (5/2), 1 for
+      ``m`` orthonormal features, 1 for two orthogonal features with three dropped; more
+      generally it equals ``‖W‖_F²/m`` whenever the represented features share one norm;
+    * unchanged by ``W → cW``, ``c > 0`` (numerator and denominator both scale as ``c⁴``);
+    * smooth in ``W``, unlike a count of features above a norm threshold.
+
+    Features of unequal norm count by their share of ``‖W‖_F²``: norms 1 and 1/2 give
+    ``1.25²/1.0625 ≈ 1.47`` features. Rejected alternatives: dividing by the largest ``q_i``
+    (one outlier sets the scale), by the mean ``q_i`` over all features (dropped features pull
+    it down: two kept of five would read 2.5 instead of 1), and ``Σ_i D_i / m`` (the fraction
+    of dimensions in use: 1 for both the pentagon and orthonormal features). The per-feature
+    ``D_i`` (:func:`feature_dimensionality`) is scale-invariant too.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(...)``; 0 for an all-zero ``W``.
+
+    Example:
+      >>> import numpy as np
+      >>> angles = 2 * np.pi * np.arange(5) / 5
+      >>> pentagon = np.stack([np.cos(angles), np.sin(angles)])  # (2, 5), unit columns
+      >>> round(float(features_per_dimension_invariant(pentagon)), 4)
+      2.5
+      >>> round(float(features_per_dimension_invariant(10 * pentagon)), 4)  # Elhage's: 250
+      2.5
+    """
+    m = W.shape[-2]
+    _, total, fourth = _squared_norm_sums(W)
+    nonzero = fourth > 0
+    return jnp.where(nonzero, total**2 / jnp.where(nonzero, fourth, 1.0), 0.0) / m
+
+
+@_jit_on_floats
+def dimensions_per_feature_invariant(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array, "..."]:
+    """Dimensions per feature, scale-invariant: the reciprocal of :func:`features_per_dimension_invariant`.
+
+    .. math:: \\frac{m \\sum_i \\|W_i\\|^4}{\\left(\\sum_i \\|W_i\\|^2\\right)^2}
+
+    Equals Elhage's ``m/‖W‖_F²`` on unit-norm solutions (2/5 for the pentagon); infinite for
+    an all-zero ``W``.
+
+    Args:
+      W: weights, shape ``(..., d_hidden, n_features)``.
+
+    Returns:
+      Shape ``(...)``.
+
+    Example:
+      >>> float(dimensions_per_feature_invariant([[5.0, -5.0]]))
+      0.5
+    """
+    m = W.shape[-2]
+    _, total, fourth = _squared_norm_sums(W)
+    nonzero = total > 0
+    return jnp.where(nonzero, m * fourth / jnp.where(nonzero, total, 1.0) ** 2, jnp.inf)
 
 
 @_jit_on_floats
@@ -284,7 +394,10 @@ def interference(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array,
 
 
 def represented(
-    W: Float[ArrayLike, "... d_hidden n_features"], threshold: float = REPRESENTED_THRESHOLD
+    W: Float[ArrayLike, "... d_hidden n_features"],
+    threshold: float = REPRESENTED_THRESHOLD,
+    *,
+    feature_axis: int = 1,
 ) -> Bool[Array, "... n_features"]:
     """Which features the matrix represents: a norm that is not negligible against the largest.
 
@@ -302,6 +415,7 @@ def represented(
     Args:
       W: weights, shape ``(..., d_hidden, n_features)``.
       threshold: ``t`` in [0, 1], the fraction of the largest feature norm.
+      feature_axis: 1 when features are columns, 0 when they are rows.
 
     Returns:
       Boolean mask, shape ``(..., n_features)``.
@@ -310,17 +424,21 @@ def represented(
       >>> represented([[1.0, 0.4, 0.01]]).tolist()
       [True, True, False]
     """
-    return _represented(_as_float(W), _checked_threshold(threshold))
+    return _represented(_features_last(W, feature_axis), _checked_threshold(threshold))
 
 
 def n_represented(
-    W: Float[ArrayLike, "... d_hidden n_features"], threshold: float = REPRESENTED_THRESHOLD
+    W: Float[ArrayLike, "... d_hidden n_features"],
+    threshold: float = REPRESENTED_THRESHOLD,
+    *,
+    feature_axis: int = 1,
 ) -> Int[Array, "..."]:
     """The number of represented features (see :func:`represented` for the test and default).
 
     Args:
       W: weights, shape ``(..., d_hidden, n_features)``.
       threshold: fraction of the largest feature norm a feature needs.
+      feature_axis: 1 when features are columns, 0 when they are rows.
 
     Returns:
       Integer count, shape ``(...)``.
@@ -329,7 +447,7 @@ def n_represented(
       >>> int(n_represented([[1.0, 0.0, -1.0], [0.0, 0.9, 0.0]]))
       3
     """
-    return jnp.sum(represented(W, threshold), axis=-1)
+    return jnp.sum(represented(W, threshold, feature_axis=feature_axis), axis=-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +459,31 @@ def _represented(W: Float[Array, "... d_hidden n_features"], threshold: float | 
     norms = feature_norms(W)  # (..., n_features)
     largest = jnp.max(norms, axis=-1, keepdims=True)  # (..., 1)
     return (norms >= threshold * largest) & (norms > _MIN_REPRESENTED_NORM)
+
+
+def _check_feature_axis(feature_axis: Any) -> None:
+    if isinstance(feature_axis, bool) or feature_axis not in (0, 1):
+        raise ConfigError(
+            f"feature_axis={feature_axis!r}: expected 0 (features are rows) or 1 (features are columns)"
+        )
+
+
+def _torch_to_numpy(tensor: Any) -> np.ndarray:
+    """A PyTorch tensor's values as numpy, without importing torch (duck-typed)."""
+    tensor = tensor.detach().cpu()  # drop the autograd graph; copy off an accelerator
+    try:
+        return tensor.numpy()
+    except TypeError:  # bfloat16 and other dtypes numpy lacks: widen to float32 first
+        return tensor.float().numpy()
+
+
+def _features_last(W: Any, feature_axis: int) -> Float[Array, "... d_hidden n_features"]:
+    """The metrics' input: checked, float, features on the last axis (static, trace-time)."""
+    _check_feature_axis(feature_axis)
+    if hasattr(W, "detach"):  # a PyTorch tensor; jnp.asarray refuses one that requires grad
+        W = _torch_to_numpy(W)
+    w = _as_float(W)
+    return jnp.swapaxes(w, -1, -2) if feature_axis == 0 else w
 
 
 def _as_float(W: ArrayLike) -> Float[Array, "... d_hidden n_features"]:
@@ -360,6 +503,14 @@ def _safe_scale(w: Float[Array, "... d_hidden n_features"]) -> Float[Array, "...
     """max |w_ki| per matrix, or 1 for an all-zero matrix."""
     scale = jnp.max(jnp.abs(w), axis=(-2, -1), keepdims=True)
     return jnp.where(scale > 0, scale, 1.0)
+
+
+def _squared_norm_sums(
+    w: Float[Array, "... d_hidden n_features"],
+) -> tuple[Float[Array, "... n_features"], Float[Array, "..."], Float[Array, "..."]]:
+    """``q_i = ‖V_i‖²``, ``Σ q_i`` and ``Σ q_i²`` of ``V = w / max|w|`` (fourth powers stay finite)."""
+    sq = jnp.sum((w / _safe_scale(w)) ** 2, axis=-2)  # (..., n_features)
+    return sq, jnp.sum(sq, axis=-1), jnp.sum(sq**2, axis=-1)
 
 
 def _directions(

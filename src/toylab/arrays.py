@@ -1,0 +1,195 @@
+"""Read weight matrices from files without executing anything in them.
+
+Three formats, all read as data only:
+
+* ``.npy``: one array, read with ``numpy.load(allow_pickle=False)``; a file holding Python
+  objects (which only a pickle can restore) is refused, never unpickled.
+* ``.npz``: several named arrays in a zip; ``array=`` picks one (optional when there is one).
+* ``.safetensors``: named tensors behind a JSON header, read with
+  ``safetensors.numpy.load_file`` (the format cannot hold code).
+
+Every refusal is a :class:`~toylab.errors.ConfigError` on one line that names the file (and
+the array), e.g. ``weights.npz: holds 2 arrays (W_in, W_out); choose one with --array NAME``.
+
+Example:
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "W.npy"
+    >>> np.save(path, np.eye(2, 3))
+    >>> load_weight_matrix(path).shape
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from toylab.errors import ConfigError
+from toylab.metrics.superposition import as_weight_matrix
+
+__all__ = ["SUFFIXES", "load_array", "load_weight_matrix"]
+
+SUFFIXES = (".npy", ".npz", ".safetensors")
+
+# The first bytes of each format: checked before a reader sees the file, so that a file of
+# another kind (a pickle renamed to .npy, a text file) is named for what it is.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
+_PICKLE_MAGIC = b"\x80"  # pickle protocols 2 and later (torch.save, pickle.dump)
+_NEVER_UNPICKLE = ("toylab never unpickles (it would run code from the file); save a numeric array, "
+                   "e.g. np.save(path, np.asarray(W, dtype=np.float32))")
+
+
+def load_array(path: str | Path, *, array: str | None = None) -> np.ndarray:
+    """Read one numeric array from a ``.npy``, ``.npz`` or ``.safetensors`` file.
+
+    Args:
+      path: the file; its suffix says the format.
+      array: the array's name inside an ``.npz`` or ``.safetensors`` file; may be left out
+        when the file holds exactly one array. Not allowed for ``.npy`` (one unnamed array).
+
+    Returns:
+      The array as stored (any shape, a real numeric dtype).
+
+    Raises:
+      ConfigError: a missing file or one that is not a file, an unknown suffix, a file that
+        is not of its suffix's format, a pickle-bearing (object) array, an unknown ``array``
+        name, several arrays and no name, or a non-numeric array.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file; expected a {', '.join(SUFFIXES)} file")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; expected {', '.join(SUFFIXES)}")
+    with path.open("rb") as file:
+        head = file.read(8)
+    if suffix == ".npy":
+        if array is not None:
+            raise ConfigError(f"{path}: --array {array!r} given, but a .npy file holds one unnamed array")
+        values = _read_npy(path, head)
+        label = str(path)
+    else:
+        arrays = _read_npz(path, head) if suffix == ".npz" else _read_safetensors(path)
+        name = _choose(path, sorted(arrays), array)
+        values, label = arrays[name](), f"{path}[{name}]"
+    if values.dtype.kind in "biuf":  # bool, signed, unsigned, float; not complex, strings
+        return values
+    if jnp.issubdtype(values.dtype, jnp.floating):  # bfloat16 and float8 (ml_dtypes), as saved from PyTorch
+        return values.astype(np.float32)
+    raise ConfigError(f"{label}: holds dtype {values.dtype}, expected real numbers")
+
+
+def load_weight_matrix(
+    path: str | Path, *, array: str | None = None, feature_axis: int = 1
+) -> Float[Array, "... d_hidden n_features"]:
+    """:func:`load_array`, then the checks of :func:`~toylab.metrics.as_weight_matrix`.
+
+    Args:
+      path: a ``.npy``, ``.npz`` or ``.safetensors`` file.
+      array: the array's name in an ``.npz``/``.safetensors`` file (see :func:`load_array`).
+      feature_axis: 1 when the stored matrix has features as columns, 0 as rows.
+
+    Returns:
+      A float JAX array with features on the last axis, ready for :mod:`toylab.metrics`.
+
+    Raises:
+      ConfigError: anything :func:`load_array` refuses, and arrays with fewer than 2 axes or
+        a NaN or infinite entry; the message names the file and array.
+    """
+    values = load_array(path, array=array)
+    label = f"{path}[{array}]" if array is not None else str(path)
+    try:
+        return as_weight_matrix(values, feature_axis=feature_axis)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# One reader per format. .npz and .safetensors readers return {name: thunk} so that only the
+# chosen array is decompressed and checked.
+
+
+def _read_npy(path: Path, head: bytes) -> np.ndarray:
+    if head.startswith(_PICKLE_MAGIC):
+        raise ConfigError(f"{path}: is a Python pickle, not a .npy array; {_NEVER_UNPICKLE}")
+    if not head.startswith(_NPY_MAGIC):
+        raise ConfigError(f"{path}: not a .npy array file (it starts with {head[:6]!r}, not {_NPY_MAGIC!r})")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ConfigError(_pickle_refusal(str(path))) from None
+        raise ConfigError(f"{path}: unreadable .npy file: {_one_line(exc)}") from None
+
+
+def _read_npz(path: Path, head: bytes) -> dict[str, Any]:
+    if not head.startswith(_ZIP_MAGIC):
+        raise ConfigError(f"{path}: not a .npz archive (it starts with {head[:4]!r}, not a zip header)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path}: unreadable .npz archive: {_one_line(exc)}") from None
+    # np.savez stores array NAME as member NAME.npy; other members are not arrays.
+    names = [member.removesuffix(".npy") for member in members if member.endswith(".npy")]
+    if members and not names:
+        shown = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+        raise ConfigError(f"{path}: a zip archive with no .npy arrays in it ({shown}); "
+                          "a PyTorch checkpoint? save the weights with np.savez or safetensors")
+
+    def reader(name: str):
+        def read() -> np.ndarray:
+            try:
+                with np.load(path, allow_pickle=False) as archive:
+                    values = archive[name]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise ConfigError(_pickle_refusal(f"{path}[{name}]")) from None
+                raise ConfigError(f"{path}[{name}]: not a .npy array: {_one_line(exc)}") from None
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise ConfigError(f"{path}[{name}]: unreadable: {_one_line(exc)}") from None
+            return values
+
+        return read
+
+    return {name: reader(name) for name in names}
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors.numpy import load_file  # imported here: only this format needs it
+
+    try:
+        tensors = load_file(path)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError and others
+        raise ConfigError(f"{path}: not a readable .safetensors file: {_one_line(exc)}") from None
+    return {name: (lambda value=value: value) for name, value in tensors.items()}
+
+
+def _choose(path: Path, names: list[str], array: str | None) -> str:
+    listed = ", ".join(names)
+    if array is not None:
+        if array not in names:
+            raise ConfigError(f"{path}: no array named {array!r}; it holds {listed or 'no arrays'}")
+        return array
+    if not names:
+        raise ConfigError(f"{path}: holds no arrays")
+    if len(names) > 1:
+        raise ConfigError(f"{path}: holds {len(names)} arrays ({listed}); choose one with --array NAME")
+    return names[0]
+
+
+def _pickle_refusal(label: str) -> str:
+    return f"{label}: holds Python objects (an object array), which only a pickle can store; {_NEVER_UNPICKLE}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
