@@ -84,3 +84,19 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
 def test_unknown_study_is_refused():
     result = runner.invoke(app, ["reproduce", "nonexistent"])
     assert result.exit_code == 2 and "unknown study 'nonexistent'" in result.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_scurves_writes_every_sweep_and_its_figures(tmp_path):
+    result = runner.invoke(app, ["reproduce", "scurves", "--steps", "60", "--seeds", "1",
+                                 "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload["sweeps"]) == {"mse-gd", "mse-adam", "ce-gd", "ce-adam"}
+    for sweep in payload["sweeps"].values():
+        assert [entry["rank"] for entry in sweep["ranks"]] == [1, 2, 4, 10, 100]
+        assert len(sweep["runs"]) == 5
+    for entry in payload["init"].values():  # NaN (no drop in 60 steps) is written as null
+        assert len(entry["plateau_steps"]) == 4 and all(len(row) == 1 for row in entry["plateau_steps"])
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"summary.json", "plateau_vs_init.png", "rank_sweep_mse_gd.png", "rank_sweep_ce_adam.png"} <= written

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from toylab.experiments import scurve
-from toylab.metrics.plateaus import find_plateaus
+from toylab.metrics.plateaus import find_plateaus, plateau_length
 from toylab.tasks.lowrank import lowrank
 from toylab.theory import saxe
 from toylab.train import gradient_flow_losses, initial_params
@@ -132,3 +132,56 @@ def test_a_diverged_run_is_marked_and_keeps_its_history():
         (run,) = scurve.summarize(result, time_axis=axis)["runs"]
         assert run["diverged"] and len(run["history"]) == len(result.evaluations)
         assert np.isfinite(run["history"][0]["loss"])
+
+
+# The post's observations about cross-entropy and Adam (Jermyn & Shlegeris 2022 and comments),
+# on small targets; experiments/scurves_paper.py measures the same at d = 100.
+SMALL_D = 12
+
+
+def _drops(loss, optimizer, lr, singular_values=(3.0, 1.0), seeds=2):
+    result = scurve.run(d=SMALL_D, singular_values=list(singular_values), loss=loss, optimizer=optimizer,
+                        lr=lr, steps=1000, init_scale=1e-3, seeds=seeds)
+    return [run["drops"] for run in scurve.summarize(result, time_axis="log")["runs"]]
+
+
+@pytest.mark.slow
+def test_offset_cross_entropy_at_rank_two_has_two_plateaus_like_mse():
+    # At small logits KL(p_C ‖ p_Z) = ‖(C − Z) − mean‖² / (2d²) to second order: gradient descent
+    # at lr·d² retraces MSE's staircase. Logits here reach ~s/d = 0.25, so the first drop (the
+    # s = 3 mode, largest logits) is ~11% smaller than ½s²/d²; the times agree closely.
+    d2 = SMALL_D**2
+    mse = _drops("mse", "gd", 0.05)
+    ce = _drops("ce", "gd", 0.05 * d2)
+    for mse_drops, ce_drops in zip(mse, ce):
+        assert len(ce_drops) == 2  # a plateau before each drop: two plateaus, then the solution
+        np.testing.assert_allclose([x["time"] / d2 for x in ce_drops], [x["time"] for x in mse_drops], rtol=0.1)
+        np.testing.assert_allclose([x["size"] * d2 for x in ce_drops], [4.5, 0.5], rtol=0.15)
+
+
+@pytest.mark.slow
+def test_adam_learns_both_modes_of_a_rank_two_target_in_one_drop():
+    # Gradient descent: the s = 3 and s = 1 modes drop at times ~3× apart. Adam's per-parameter
+    # normalisation removes the 1/s in the time scale and they fall together.
+    assert [len(drops) for drops in _drops("mse", "gd", 0.05)] == [2, 2]
+    for drops in _drops("mse", "adam", 1e-3):
+        assert len(drops) == 1
+        assert drops[0]["size"] == pytest.approx(0.5 * (9.0 + 1.0), rel=0.05)
+
+
+@pytest.mark.slow
+def test_full_rank_plateau_grows_with_log_inverse_init_under_gd_but_not_under_adam():
+    spectrum = np.linspace(4.0, 1.0, SMALL_D)  # full rank; the first drop is the s = 4 mode's
+    scales = [1e-2, 1e-3, 1e-4, 1e-5]
+    steps = {}
+    for optimizer, lr in (("gd", 0.05), ("adam", 1e-3)):
+        result = scurve.run(d=SMALL_D, singular_values=spectrum, optimizer=optimizer, lr=lr, steps=1000,
+                            init_scale=scales, seeds=4)
+        t, loss = result.steps * lr, result.history("loss")
+        lengths = [plateau_length(t, loss[:, i], axis="log") / lr for i in range(loss.shape[1])]
+        steps[optimizer] = np.median(np.reshape(lengths, (len(scales), 4)), axis=1)
+    # Gradient descent: u₀ ∝ ε², so each decade of ε adds ln(100)/(2·s_max) = ln(10)/4 to t.
+    increments = np.diff(steps["gd"]) * 0.05
+    np.testing.assert_allclose(increments, np.log(10.0) / 4.0, rtol=0.25)
+    # Adam moves each parameter by about lr per step: escaping takes as many steps at any ε.
+    assert steps["adam"].max() / steps["adam"].min() < 1.15

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "default_run_folder"]
+__all__ = ["atomic_write", "default_run_folder", "json_safe"]
 
 
 def default_run_folder(study: str, root: str | Path = "runs") -> Path:
@@ -29,3 +30,14 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         os.fsync(tmp.fileno())
     os.replace(tmp.name, path)
     return path
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as None (JSON has no NaN), dicts and lists walked."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

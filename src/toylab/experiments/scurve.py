@@ -44,7 +44,7 @@ def run(
     *,
     d: int = 100,
     rank: int | Sequence[int] | None = 1,
-    singular_values: Sequence[float] | None = None,
+    singular_values: Sequence[float] | Sequence[Sequence[float]] | None = None,
     components: int = 2,
     width: int | None = None,
     loss: Literal["mse", "ce", "ce-rows", "ce-prob"] = "mse",
@@ -66,6 +66,7 @@ def run(
     Args:
       rank: target rank, or several ranks (one config each); ignored when
         ``singular_values`` (whose length sets the rank) or ``target`` is given.
+      singular_values: the target's singular values, or several lists (one config each).
       optimizer: ``gd`` full-batch gradient descent; ``sgd`` minibatches of
         ``entries_per_step`` target entries (default 1000); ``adam``/``adamw`` full batch
         unless ``entries_per_step`` is given.
@@ -84,7 +85,8 @@ def run(
     if target is not None:
         targets = [{"target": np.asarray(target).tolist()}]
     elif singular_values is not None:
-        targets = [{"singular_values": [float(s) for s in singular_values]}]
+        spectra = singular_values if np.ndim(singular_values[0]) else [singular_values]
+        targets = [{"singular_values": [float(s) for s in spectrum]} for spectrum in spectra]
     else:
         targets = [{"rank": int(k)} for k in ([rank] if np.ndim(rank) == 0 else rank)]
     configs = [{**t, "init_scale": float(eps)} for t in targets for eps in scales]

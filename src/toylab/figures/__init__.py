@@ -31,6 +31,17 @@ __all__ = [
 ]
 
 # Multi-component learning / S-curves (SPEC S3).
-from toylab.figures.scurves import alignment, loss_curves, mode_strengths, rank_sweep  # noqa: E402
+from toylab.figures.scurves import (  # noqa: E402
+    alignment,
+    loss_curves,
+    mode_strengths,
+    plateau_vs_init,
+    rank_sweep,
+)
 
-__all__ += ["alignment", "loss_curves", "mode_strengths", "rank_sweep"]
+__all__ += ["alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "rank_sweep"]
+
+# Scale sensitivity of superposition measures (SPEC S2).
+from toylab.figures.rescale import rescale_check  # noqa: E402
+
+__all__ += ["rescale_check"]

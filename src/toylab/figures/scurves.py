@@ -717,3 +717,73 @@ def alignment(
     if handles:
         fig.legend(handles, names, loc="outside right upper", fontsize=st.NOTE_SIZE, frameon=False)
     return fig
+
+
+def plateau_vs_init(
+    init_scales,
+    lengths: Mapping[str, Any],
+    *,
+    ylabel: str = "first plateau (steps)",
+    title: str | None = None,
+) -> Figure:
+    """How long the first plateau lasts against the init scale ε, one line per optimizer.
+
+    Gradient flow from a small init escapes the saddle exponentially, so its plateau grows
+    like ``ln(1/ε)`` (a straight line on this log-ε axis, Saxe et al. 2014); an optimizer that
+    moves each parameter by about its learning rate per step (Adam) escapes linearly, and its
+    plateau barely depends on ε. Seeds are dots, their median a line.
+
+    Args:
+        init_scales: ε values, shape (scales,).
+        lengths: label (e.g. ``"GD, lr 0.05"``) → plateau lengths, shape (scales,) or
+            (scales, seeds); NaN (no drop found) is left out.
+        ylabel: the unit of the lengths.
+        title: axes title.
+
+    Returns:
+        A figure with one axes.
+
+    Example:
+        >>> eps = np.array([1e-1, 1e-2, 1e-3])
+        >>> fig = plateau_vs_init(eps, {"GD": 10 * np.log(1 / eps), "Adam": [230.0, 231.0, 229.0]})
+        >>> len(fig.axes[0].lines)
+        4
+    """
+    fn = "plateau_vs_init"
+    eps = np.asarray(init_scales, dtype=float)
+    if eps.ndim != 1 or eps.size == 0 or not np.all(eps > 0):
+        raise ValueError(f"{fn} needs a 1-D array of positive init scales, got shape {eps.shape}")
+    if not lengths:
+        raise ValueError(f"{fn} needs at least one series of plateau lengths")
+    fig = st.new_figure(4.2, 3.0)
+    ax = fig.add_subplot()
+    any_absent = False
+    for (label, values), color in zip(lengths.items(), st.series_colors(len(lengths))):
+        values = np.asarray(values, dtype=float).reshape(eps.size, -1) if np.size(values) else None
+        if values is None or values.shape[0] != eps.size:
+            raise ValueError(f"{fn}: {label!r} needs one row per init scale ({eps.size}), "
+                             f"got shape {np.shape(lengths[label])}")
+        for column in values.T:
+            ax.plot(eps, column, "o", color=color, ms=2.5, alpha=0.45)
+        # A scale where no seed had a drop (no plateau at all) breaks the line there.
+        median = np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan
+                           for row in values])
+        ax.plot(eps, median, "-", color=color, lw=1.4, label=label)
+        absent = np.isnan(median)
+        if absent.any():  # no drop at all: the curve fell from the start, a plateau of length 0
+            ax.plot(eps[absent], np.zeros(absent.sum()), "x", color=color, ms=7, mew=1.6, clip_on=False)
+            any_absent = True
+    ax.set_xscale("log")
+    ax.set_xlabel(r"init scale $\varepsilon$", fontsize=st.LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=st.LABEL_SIZE)
+    ax.set_ylim(bottom=0)
+    if title:
+        ax.set_title(title, fontsize=st.TITLE_SIZE)
+    handles, names = ax.get_legend_handles_labels()
+    if any_absent:
+        handles.append(Line2D([], [], ls="none", marker="x", color="#777777", ms=6, mew=1.4))
+        names.append("no plateau (loss falls from the start)")
+    ax.legend(handles, names, fontsize=st.NOTE_SIZE, frameon=False)
+    _grid(ax)
+    st.tidy(ax)
+    return fig

@@ -1,0 +1,162 @@
+"""Reproduce the S-curve observations of "Multi-Component Learning and S-Curves" (Jermyn &
+Shlegeris 2022) and its comments.
+
+Command::
+
+    toylab reproduce scurves [--seeds K] [--steps N] [--out DIR] [--json]
+
+Setting (the post's reference sizes): d = 100 targets of rank 1, 2, 4, 10 and 100 with
+singular values evenly spaced from 4 down to 1 (4 alone at rank 1; 4 and 1 at rank 2; every
+mode at least 1 so that all are learned within the run) and random singular vectors, fitted by
+a product of two 100×100
+components from a random init of scale ε = 1e-3, trained
+
+- with MSE ``½‖C − Z‖²`` by full-batch gradient descent (lr 0.02) and by Adam (lr 1e-3);
+- with the offset cross-entropy (one softmax over all d² entries, ``KL(p_C ‖ p_Z)``) by the same
+  two optimizers. For singular values of order 1 the logits ``C_ij`` are of order ``s/d``, where
+  the KL is ``‖(C − Z) − mean‖² / (2d²)`` to second order: gradient descent sees the MSE
+  problem slowed down d² times, so it runs at lr ``0.02·d²`` (Adam does not see the scale);
+- and, at full rank, over init scales ε = 1e-1 … 1e-4 with both optimizers, to measure how the
+  first plateau's length depends on ε.
+
+Each sweep's loss curves are read by the plateau detector on a log time axis.
+
+What the post reported and what this study measures (tests/test_scurves.py checks the same on
+small targets):
+
+- Ranks > 1 learn one singular value at a time: a staircase (gradient descent, MSE: as many
+  drops as distinct, well-separated singular values).
+- "With cross-entropy loss I see two plateaus" at rank 2: in the small-logit regime gradient
+  descent on the offset cross-entropy gives MSE's staircase, plateau before each drop.
+- "At full rank the plateau is short or absent" with gradient descent, and "with Adam it
+  returns": gradient descent's first plateau lasts ``ln(s_max/u₀)/(2 s_max)``, so it is short
+  when the init is large (ε = 0.1) and shortest at full rank (the largest of 100 singular values
+  is the largest); Adam's lasts a number of steps set by its learning rate, the same from
+  ε = 1e-1 to 1e-4. Adam also learns the modes of a rank-2 target together: one drop where
+  gradient descent has two.
+
+Runtime: about two minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toylab import figures
+from toylab.experiments import scurve
+from toylab.experiments.runs import atomic_write, json_safe
+from toylab.metrics.plateaus import plateau_length
+from toylab.train import TrainResult
+
+D = 100
+RANKS = (1, 2, 4, 10, 100)
+INIT_SCALE = 1e-3
+INIT_SCALES = (1e-1, 1e-2, 1e-3, 1e-4)  # the full-rank plateau-length sweep
+SEEDS = 2
+STEPS = 1500
+SPECTRA = tuple(tuple(float(s) for s in np.linspace(4.0, 1.0, rank)) for rank in RANKS)
+GD_LR = 0.02  # t = 30 at 1500 steps: every mode with s ≥ 1 is learned by t ≈ 7
+ADAM_LR = 1e-3
+TIME_AXIS = "log"  # plateaus span decades of t, and Adam's whole curve sits in the first 10%
+
+# name → (loss, optimizer, learning rate). Cross-entropy at small logits is MSE / d² (see above).
+SWEEPS = {
+    "mse-gd": ("mse", "gd", GD_LR),
+    "mse-adam": ("mse", "adam", ADAM_LR),
+    "ce-gd": ("ce", "gd", GD_LR * D * D),
+    "ce-adam": ("ce", "adam", ADAM_LR),
+}
+INIT_SWEEPS = {"init-gd": ("gd", GD_LR), "init-adam": ("adam", ADAM_LR)}
+LABELS = {"gd": "gradient descent", "adam": "Adam", "mse": "MSE", "ce": "offset cross-entropy"}
+
+
+def run(*, seeds: int = SEEDS, seed: int = 0, steps: int = STEPS,
+        progress: bool | None = None) -> dict[str, TrainResult]:
+    """Train every sweep; returns name → :class:`toylab.train.TrainResult`."""
+    results = {}
+    for name, (loss, optimizer, lr) in SWEEPS.items():
+        results[name] = scurve.run(d=D, singular_values=SPECTRA, loss=loss, optimizer=optimizer, lr=lr,
+                                   steps=steps, init_scale=INIT_SCALE, seeds=seeds, seed=seed,
+                                   progress=progress)
+    for name, (optimizer, lr) in INIT_SWEEPS.items():
+        results[name] = scurve.run(d=D, singular_values=SPECTRA[-1], optimizer=optimizer, lr=lr, steps=steps,
+                                   init_scale=list(INIT_SCALES), seeds=seeds, seed=seed,
+                                   progress=progress)
+    return results
+
+
+def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
+    """Per sweep and rank: drops found and the first plateau; per optimizer and ε at full rank:
+    the first plateau's length in steps.
+
+    Returns:
+      ``{"sweeps": {name: {"loss", "optimizer", "lr", "ranks": [{"rank", "drops",
+      "first_drop_step"}], "runs": [...]}}, "init": {name: {"optimizer", "lr", "init_scales",
+      "plateau_steps"}}}``; ``drops`` and ``first_drop_step`` have one entry per seed, ``runs``
+      is :func:`toylab.experiments.scurve.summarize`'s list, ``plateau_steps`` is
+      (scales, seeds) with NaN where no drop was found.
+    """
+    sweeps = {}
+    for name, (loss, optimizer, lr) in SWEEPS.items():
+        runs = scurve.summarize(results[name], time_axis=TIME_AXIS)["runs"]
+        ranks = []
+        for rank in RANKS:
+            members = [r for r in runs if r["rank"] == rank]
+            ranks.append({
+                "rank": rank,
+                "drops": [len(r["drops"]) for r in members],
+                "first_drop_step": [r["drops"][0]["time"] / lr if r["drops"] else None for r in members],
+            })
+        sweeps[name] = {"loss": loss, "optimizer": optimizer, "lr": lr, "ranks": ranks, "runs": runs}
+    init = {}
+    for name, (optimizer, lr) in INIT_SWEEPS.items():
+        result = results[name]
+        t, loss = result.steps * lr, result.history("loss")
+        lengths: dict[float, list[float]] = {eps: [] for eps in INIT_SCALES}
+        for index, instance in enumerate(result.instances):
+            finite = np.isfinite(loss[:, index]).all()
+            steps = plateau_length(t, loss[:, index], axis=TIME_AXIS) / lr if finite else float("nan")
+            lengths[instance.config["init_scale"]].append(steps)
+        init[name] = {"optimizer": optimizer, "lr": lr, "init_scales": list(INIT_SCALES),
+                      "plateau_steps": [lengths[eps] for eps in INIT_SCALES]}
+    return {"sweeps": sweeps, "init": init}
+
+
+def write_run(folder: str | Path, results: dict[str, TrainResult], summary: dict[str, Any]) -> list[Path]:
+    """Save ``summary.json`` and the figures: a rank-sweep panel per loss and optimizer
+    (``rank_sweep_<loss>_<optimizer>``) and ``plateau_vs_init``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [atomic_write(folder / "summary.json",
+                            lambda f: f.write(json.dumps(json_safe(summary), indent=1).encode()))]
+    for name, (loss, optimizer, lr) in SWEEPS.items():
+        result, runs = results[name], summary["sweeps"][name]["runs"]
+        t, curves = result.steps * lr, result.history("loss").T
+        panels = []
+        for rank in RANKS:
+            members = [i for i, r in enumerate(runs) if r["rank"] == rank]
+            panels.append({"title": f"rank {rank}", "t": t, "loss": curves[members],
+                           "plateaus": [runs[i]["plateaus"] for i in members],
+                           "drops": [runs[i]["drops"] for i in members]})
+        figure = figures.rank_sweep(panels, log_time=True,
+                                    suptitle=f"{LABELS[optimizer]} (lr {lr:g}), {LABELS[loss]}, d = {D}")
+        written += figures.save(figure, folder, f"rank_sweep_{loss}_{optimizer}")
+    lengths = {f"{LABELS[entry['optimizer']]}, lr {entry['lr']:g}": np.asarray(entry["plateau_steps"], float)
+               for entry in summary["init"].values()}
+    figure = figures.plateau_vs_init(INIT_SCALES, lengths,
+                                     title=f"full rank (d = {D}), MSE: first plateau")
+    written += figures.save(figure, folder, "plateau_vs_init")
+    return written
+
+
+def describe() -> dict[str, Any]:
+    """The study's settings, for the run folder and ``--json`` output."""
+    return {"study": "scurves", "paper": "Jermyn & Shlegeris 2022, Multi-Component Learning and S-Curves",
+            "d": D, "ranks": list(RANKS), "singular_values": "evenly spaced from 4 down to 1", "init_scale": INIT_SCALE, "init_scales": list(INIT_SCALES),
+            "sweeps": {name: {"loss": loss, "optimizer": opt, "lr": lr} for name, (loss, opt, lr) in SWEEPS.items()},
+            "time_axis": TIME_AXIS}
+
