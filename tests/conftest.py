@@ -4,6 +4,7 @@ from pathlib import Path
 
 import jax
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -12,3 +13,13 @@ matplotlib.use("Agg")
 jax.config.update("jax_compilation_cache_dir", str(Path(__file__).parent.parent / ".jax_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@pytest.fixture(scope="module")
+def strict_promotion():
+    """Strict rank and dtype promotion for a whole module (``pytestmark = usefixtures(...)``).
+
+    Module-scoped so that hypothesis tests run under it too (equinox's test practice).
+    """
+    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
+        yield

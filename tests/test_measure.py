@@ -23,11 +23,7 @@ from hypothesis import strategies as st
 from toylab import metrics
 from toylab.errors import ConfigError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def strict_promotion():
-    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
-        yield
+pytestmark = pytest.mark.usefixtures("strict_promotion")  # conftest.py
 
 
 def regular_polygon(k: int) -> np.ndarray:

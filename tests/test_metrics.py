@@ -16,12 +16,7 @@ from hypothesis import strategies as st
 from toylab import metrics
 from toylab.errors import ConfigError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def strict_promotion():
-    # Module-scoped so that hypothesis tests run under it too (equinox's test practice).
-    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
-        yield
+pytestmark = pytest.mark.usefixtures("strict_promotion")  # conftest.py
 
 
 # ---------------------------------------------------------------------------------------------
