@@ -103,7 +103,7 @@ matrices = hnp.arrays(
 ).filter(lambda w: np.abs(w).max() > 1e-3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(W=matrices, log_c=st.floats(-3, 3))
 def test_rescaling_leaves_the_invariants_and_scales_the_rest(W, log_c):
     c = np.float32(10.0**log_c)

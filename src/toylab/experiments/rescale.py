@@ -46,6 +46,7 @@ from toylab.errors import ConfigError, validated
 from toylab.experiments import tms
 from toylab.experiments.runs import atomic_write
 from toylab.figures.rescale import rescale_check
+from toylab.tasks.base import Hyper, Task
 from toylab.tasks.classifier import digits, mlp_classifier, mlp_logits
 from toylab.train import TrainConfig, train
 
@@ -169,8 +170,9 @@ def rescale_classifier(
     return {name: np.asarray(value) for name, value in out.items()}
 
 
-def rescale_autoencoder(task, hyper, params: dict[str, np.ndarray], scales: np.ndarray, *, key: jax.Array
-                        ) -> dict[str, np.ndarray]:
+def rescale_autoencoder(
+    task: Task, hyper: Hyper, params: dict[str, np.ndarray], scales: np.ndarray, *, key: jax.Array
+) -> dict[str, np.ndarray]:
     """Multiply the autoencoder's ``W`` by each ``c`` (the bias ``b`` stays) and score it.
 
     Args:

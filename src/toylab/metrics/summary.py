@@ -114,6 +114,7 @@ def measure(W: Any, *, feature_axis: int = 1, threshold: float = REPRESENTED_THR
     D = _floats(feature_dimensionality(w))
     norms = _floats(feature_norms(w))
     overlaps = _floats(interference(w))
+    kept = [bool(x) for x in np.asarray(represented(w, threshold))]
     groups = geometry(w, norm_threshold=threshold)
     return {
         "d_hidden": int(w.shape[0]),
@@ -131,8 +132,8 @@ def measure(W: Any, *, feature_axis: int = 1, threshold: float = REPRESENTED_THR
         "feature_dimensionality": D,
         "mean_feature_dimensionality": float(np.mean(D)),
         "sum_feature_dimensionality": float(np.sum(D)),
-        "represented": [bool(x) for x in np.asarray(represented(w, threshold))],
-        "n_represented": int(np.sum(represented(w, threshold))),
+        "represented": kept,
+        "n_represented": sum(kept),
         "geometry": [group.to_dict() for group in groups],
         "geometry_description": describe(groups),
         "scaling": dict(SCALING),
