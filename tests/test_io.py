@@ -96,6 +96,8 @@ def refused_files(tmp_path: Path) -> dict[str, tuple[Path, str | None, str]]:
 
     np.save(p := tmp_path / "vector.npy", np.ones(5))
     add("1-D array", p, "got shape (5,)")
+    np.save(p := tmp_path / "empty.npy", np.ones((2, 0)))
+    add("empty matrix", p, "got shape (2, 0)")
     np.save(p := tmp_path / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
     add("NaN entry", p, "nan at index (1, 0)")
     np.savez(p := tmp_path / "inf.npz", W=np.array([[0.0, np.inf]]))
@@ -127,7 +129,7 @@ def refused_files(tmp_path: Path) -> dict[str, tuple[Path, str | None, str]]:
     return files
 
 
-REFUSALS = ["1-D array", "NaN entry", "inf entry", "pickle-bearing .npy", "pickle-bearing .npz member",
+REFUSALS = ["1-D array", "empty matrix", "NaN entry", "inf entry", "pickle-bearing .npy", "pickle-bearing .npz member",
             "a pickle renamed .npy", "text as .npy", "text as .npz", "text as .safetensors", "strings",
             "complex", "several arrays, no name", "unknown array name", "name for a .npy",
             "unknown extension", "missing file", "a folder"]

@@ -264,6 +264,7 @@ def test_measure_zero_matrix_is_strict_json():
     (np.ones(4), "got shape (4,)"),
     (np.array([[1.0, np.nan]]), "nan at index (0, 1)"),
     (np.ones((3, 2, 5)), "a stack of 3"),
+    (np.ones((0, 5)), "at least one entry, got shape (0, 5)"),
 ])
 def test_measure_refuses_bad_matrices_in_one_line(bad, expected):
     with pytest.raises(ConfigError) as info:

@@ -101,8 +101,9 @@ def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidde
       A floating JAX array of shape ``(..., d_hidden, n_features)``.
 
     Raises:
-      ConfigError (a ``ValueError``): fewer than 2 dimensions, a non-numeric or complex input,
-        a NaN or infinite entry (the message names its index), or ``feature_axis`` not 0 or 1.
+      ConfigError (a ``ValueError``): fewer than 2 dimensions, an empty axis, a non-numeric or
+        complex input, a NaN or infinite entry (the message names its index), or
+        ``feature_axis`` not 0 or 1.
 
     Example:
       >>> as_weight_matrix([[1, 0, -1]]).shape
@@ -127,6 +128,8 @@ def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidde
         raise ConfigError(f"expected a real numeric weight matrix, got dtype {array.dtype} of shape {array.shape}")
     if array.ndim < 2:
         raise ConfigError(f"expected a 2-D weight matrix (d_hidden, n_features), got shape {array.shape}")
+    if 0 in array.shape:
+        raise ConfigError(f"expected a weight matrix with at least one entry, got shape {array.shape}")
     if kind != "f" or array.dtype.itemsize < 4:
         array = array.astype(np.float32)
     bad = ~np.isfinite(array)
