@@ -52,6 +52,9 @@ PLATEAU_BAND = 0.12  # height of a plateau's band, as a fraction of the axes hei
 # Log loss axes cannot show 0. Unless a floor is given, the axis stops at this fraction of the
 # largest loss drawn (6 decades); curves that fall below simply leave through the bottom edge.
 LOG_FLOOR_FRACTION = 1e-6
+# On a log loss axis, plateau levels below this fraction of the run's largest loss are drawn at
+# the floor: the detector measures levels to ~1% of the range, so they are 0 to its precision.
+LEVEL_RESOLUTION = 1e-2
 _MAX_LEGEND_SERIES = 8  # more runs/modes than this: a colorbar or no per-series legend entries
 _MAX_PANELS_PER_ROW = 5
 
@@ -217,6 +220,22 @@ def _loss_axis(ax: Axes, loss: np.ndarray, floor: float | None) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _drawn_levels(run_plateaus: list[dict], run_loss: np.ndarray, floor: float | None) -> np.ndarray:
+    """Where each plateau's level goes on the loss axis.
+
+    A level is measured to about 1% of the curve's range (the detector's fit tolerance is 2%):
+    on a log axis a final plateau at ``0 ± 0.1%`` of the range would otherwise sit decades up,
+    across a curve still falling there. Levels under LEVEL_RESOLUTION of the largest loss go
+    to the floor, like the curves that reach 0.
+    """
+    levels = np.array([p["level"] for p in run_plateaus], dtype=float)
+    if floor is None:
+        return levels
+    finite = run_loss[np.isfinite(run_loss)]
+    top = float(finite.max()) if finite.size else 0.0
+    return _below_floor(np.where(levels < LEVEL_RESOLUTION * top, 0.0, levels), floor)
+
+
 def _below_floor(y: np.ndarray, floor: float | None) -> np.ndarray:
     """Values for a log axis: anything ≤ 0 is moved just under the floor (off the axes), so a
     curve reaching 0 leaves through the bottom edge rather than breaking off early."""
@@ -253,7 +272,7 @@ def _draw_runs(
         # 1. Plateau levels: a thin line over [start, end] (the bands come in _plateau_bands).
         if plateaus[r]:
             starts = [p["start"] if t_min is None else max(p["start"], t_min) for p in plateaus[r]]
-            ax.hlines(_below_floor(np.array([p["level"] for p in plateaus[r]]), floor), starts,
+            ax.hlines(_drawn_levels(plateaus[r], loss[r], floor), starts,
                       [p["end"] for p in plateaus[r]], colors=[color], lw=0.8, alpha=0.9, zorder=1)
         # 2. The run itself.
         ax.plot(t, _below_floor(loss[r], floor), color=color, lw=lw, zorder=2,
@@ -271,8 +290,8 @@ def _draw_runs(
             ax.plot(theory_t, _below_floor(curve, floor), color=st.INK, ls="--", lw=1.1, zorder=3)
 
 
-def _plateau_bands(ax: Axes, plateaus: list[list[dict]], colors: Sequence, floor: float | None,
-                   t_min: float | None) -> None:
+def _plateau_bands(ax: Axes, plateaus: list[list[dict]], loss: np.ndarray, colors: Sequence,
+                   floor: float | None, t_min: float | None) -> None:
     """One translucent band per plateau over [start, end], centred on its level.
 
     The band is PLATEAU_BAND of the axes height whatever the scale, so it is drawn in axes
@@ -283,8 +302,7 @@ def _plateau_bands(ax: Axes, plateaus: list[list[dict]], colors: Sequence, floor
     to_axes = ax.transAxes.inverted()
     x0 = ax.get_xlim()[0]
     for r, run in enumerate(plateaus):
-        for p in run:
-            level = float(_below_floor(np.array(p["level"]), floor))
+        for p, level in zip(run, _drawn_levels(run, loss[r], floor)):
             y = float(np.clip(to_axes.transform(ax.transData.transform((x0, level)))[1], 0, 1))
             start = p["start"] if t_min is None else max(p["start"], t_min)
             ax.axvspan(start, max(p["end"], start), ymin=max(y - PLATEAU_BAND / 2, 0.0),
@@ -393,7 +411,7 @@ def loss_curves(
     colors = st.series_colors(runs)
     _draw_runs(ax, t, loss, colors, labels, plateaus, drops, theory_t, theory_loss, floor, t_min)
     _loss_axis(ax, loss, floor)
-    _plateau_bands(ax, plateaus, colors, floor, t_min)
+    _plateau_bands(ax, plateaus, loss, colors, floor, t_min)
 
     ax.set_xlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
     ax.set_ylabel(r"loss $L$", fontsize=st.LABEL_SIZE)
@@ -593,7 +611,7 @@ def rank_sweep(
         _draw_runs(ax, p["t"], p["loss"], colors, None, p["plateaus"], p["drops"], p["theory_t"],
                    p["theory"], floor, t_min)
         _loss_axis(ax, p["loss"], floor)
-        _plateau_bands(ax, p["plateaus"], colors, floor, t_min)
+        _plateau_bands(ax, p["plateaus"], p["loss"], colors, floor, t_min)
         if not log_time:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
         if p["title"]:
