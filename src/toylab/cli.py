@@ -215,15 +215,22 @@ def _report_scurves_study(summary: dict[str, Any], folder: Path, as_json: bool) 
         stderr.print(f"run folder: {folder}")
         return
     console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
-    table = Table(title="Drops per run and the first drop (in steps), by rank; d = 100, log time axis")
+    table = Table(title="S-curves at d = 100: drops in the loss | steps to half-learn the strongest–weakest mode",
+                  caption="drops: one count per seed (plateau detector, log time); modes: seed 0; "
+                          "— = not half learned")
     table.add_column("loss, optimizer, lr")
     for rank in summary["study"]["ranks"]:
         table.add_column(f"rank {rank}", justify="right")
-    for name, sweep in summary["sweeps"].items():
+
+    def steps(value: float) -> str:
+        return "—" if math.isnan(value) else f"{value:.0f}"
+
+    for sweep in summary["sweeps"].values():
         cells = []
         for entry in sweep["ranks"]:
-            steps = " ".join("—" if s is None else f"{s:.0f}" for s in entry["first_drop_step"])
-            cells.append(f"{' '.join(map(str, entry['drops']))} @ {steps}")
+            modes = entry["mode_half_steps"][0]
+            learned = steps(modes[0]) if len(modes) == 1 else f"{steps(modes[0])}–{steps(modes[-1])}"
+            cells.append(f"{'/'.join(map(str, entry['drops']))} | {learned}")
         table.add_row(f"{sweep['loss']}, {sweep['optimizer']}, {sweep['lr']:g}", *cells)
     console.print(table)
     table = Table(title="Full rank, MSE: first plateau (steps) against the init scale ε")

@@ -93,16 +93,26 @@ def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
     """Per sweep and rank: drops found and the first plateau; per optimizer and ε at full rank:
     the first plateau's length in steps.
 
+    The loss shows what the plateau detector sees (a drop must remove 5% of the loss's
+    range); the mode strengths show every mode's own S-curve, however small its share of the
+    loss: ``mode_half_steps`` is when each target mode reached half its singular value.
+
     Returns:
       ``{"sweeps": {name: {"loss", "optimizer", "lr", "ranks": [{"rank", "drops",
-      "first_drop_step"}], "runs": [...]}}, "init": {name: {"optimizer", "lr", "init_scales",
-      "plateau_steps"}}}``; ``drops`` and ``first_drop_step`` have one entry per seed, ``runs``
+      "first_drop_step", "mode_half_steps"}], "runs": [...]}}, "init": {name: {"optimizer",
+      "lr", "init_scales", "plateau_steps"}}}``; ``drops``, ``first_drop_step`` and
+      ``mode_half_steps`` (a list per mode, strongest first) have one entry per seed, ``runs``
       is :func:`toylab.experiments.scurve.summarize`'s list, ``plateau_steps`` is
       (scales, seeds) with NaN where no drop was found.
     """
     sweeps = {}
     for name, (loss, optimizer, lr) in SWEEPS.items():
-        runs = scurve.summarize(results[name], time_axis=TIME_AXIS)["runs"]
+        result = results[name]
+        runs = scurve.summarize(result, time_axis=TIME_AXIS)["runs"]
+        strengths = result.history("mode_strength")  # (evals, models, d)
+        for index, run_summary in enumerate(runs):
+            run_summary["mode_half_steps"] = mode_half_steps(
+                result.steps, strengths[:, index], np.asarray(run_summary["singular_values"]))
         ranks = []
         for rank in RANKS:
             members = [r for r in runs if r["rank"] == rank]
@@ -110,6 +120,7 @@ def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
                 "rank": rank,
                 "drops": [len(r["drops"]) for r in members],
                 "first_drop_step": [r["drops"][0]["time"] / lr if r["drops"] else None for r in members],
+                "mode_half_steps": [r["mode_half_steps"] for r in members],
             })
         sweeps[name] = {"loss": loss, "optimizer": optimizer, "lr": lr, "ranks": ranks, "runs": runs}
     init = {}
@@ -124,6 +135,25 @@ def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
         init[name] = {"optimizer": optimizer, "lr": lr, "init_scales": list(INIT_SCALES),
                       "plateau_steps": [lengths[eps] for eps in INIT_SCALES]}
     return {"sweeps": sweeps, "init": init}
+
+
+def mode_half_steps(steps: np.ndarray, strengths: np.ndarray, singular_values: np.ndarray) -> list[float]:
+    """The first evaluated step at which each mode's strength ``u_k`` reached ``s_k / 2``.
+
+    Args:
+      steps: the evaluation steps, shape (evals,).
+      strengths: ``u_k`` at each evaluation, shape (evals, ≥ rank), modes strongest first.
+      singular_values: the target's ``s_k``, shape (rank,).
+
+    Returns:
+      One step per mode; NaN for a mode not half learned by the end (or a diverged run).
+
+    Example:
+      >>> mode_half_steps(np.arange(4), np.array([[0, 0], [2, 0], [3, 1], [3, 2]]), np.array([3.0, 2.0]))
+      [2.0, 3.0]
+    """
+    reached = strengths[:, : singular_values.size] >= singular_values / 2  # (evals, rank)
+    return [float(steps[np.argmax(column)]) if column.any() else float("nan") for column in reached.T]
 
 
 def write_run(folder: str | Path, results: dict[str, TrainResult], summary: dict[str, Any]) -> list[Path]:
