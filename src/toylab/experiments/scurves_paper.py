@@ -150,7 +150,7 @@ def mode_half_steps(steps: np.ndarray, strengths: np.ndarray, singular_values: n
 
     Example:
       >>> mode_half_steps(np.arange(4), np.array([[0, 0], [2, 0], [3, 1], [3, 2]]), np.array([3.0, 2.0]))
-      [2.0, 3.0]
+      [1.0, 2.0]
     """
     reached = strengths[:, : singular_values.size] >= singular_values / 2  # (evals, rank)
     return [float(steps[np.argmax(column)]) if column.any() else float("nan") for column in reached.T]
