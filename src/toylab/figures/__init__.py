@@ -45,3 +45,8 @@ __all__ += ["alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "ra
 from toylab.figures.rescale import rescale_check  # noqa: E402
 
 __all__ += ["rescale_check"]
+
+# Phase diagrams (SPEC S1, Elhage et al. §4).
+from toylab.figures.phase import phase_diagram  # noqa: E402
+
+__all__ += ["phase_diagram"]

@@ -69,3 +69,7 @@ __all__ = [
 from toylab.metrics import lowrank  # noqa: E402  (mode strengths, alignment, bumps)
 
 __all__ += ["lowrank"]
+
+from toylab.metrics.phases import classify_phase  # noqa: E402  (phase diagrams, SPEC S1)
+
+__all__ += ["classify_phase"]

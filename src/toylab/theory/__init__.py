@@ -2,9 +2,11 @@
 
 - :mod:`toylab.theory.saxe`: exact gradient-flow dynamics of deep linear networks (Saxe,
   McClelland & Ganguli 2014), the S-curves and loss staircase of SPEC S3.
+- :mod:`toylab.theory.phases`: expected losses of the n = 2, m = 1 superposition model's three
+  candidate solutions, and the phase boundaries they imply (SPEC S1).
 """
 
-from toylab.theory import saxe
+from toylab.theory import phases, saxe
 from toylab.theory.saxe import (
     drop_sizes,
     drop_time,
@@ -14,5 +16,5 @@ from toylab.theory.saxe import (
     steepest_drop_time,
 )
 
-__all__ = ["saxe", "mode_strength", "drop_time", "steepest_drop_time", "loss_curve", "loss_levels",
+__all__ = ["phases", "saxe", "mode_strength", "drop_time", "steepest_drop_time", "loss_curve", "loss_levels",
            "drop_sizes"]

@@ -1,0 +1,83 @@
+"""The n = 2, m = 1 phase diagram: closed-form candidate losses against the task's own loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toylab.tasks import superposition
+from toylab.theory import phases
+
+
+@pytest.mark.parametrize("density", [1.0, 0.4, 0.05])
+@pytest.mark.parametrize("relative_importance", [0.3, 1.0, 4.0])
+def test_candidate_losses_equal_the_task_loss_on_a_large_sample(density, relative_importance):
+    task = superposition(2, 1)
+    hyper = task.hyper({"feature_probability": density, "importance": [1.0, relative_importance]})
+    x = task.sample(jax.random.key(0), hyper, 2_000_000)
+    predicted = phases.candidate_losses(density, relative_importance)
+    for phase in phases.PHASES:
+        params = {k: jnp.asarray(v, jnp.float32) for k, v in phases.candidate_solution(phase, density).items()}
+        measured = float(task.loss(params, x, hyper))
+        # 2M samples: the Monte Carlo error of a mean of squared errors is well under 1%.
+        assert measured == pytest.approx(float(predicted[phase]), rel=0.01), phase
+
+
+def test_boundaries_are_where_two_candidates_tie():
+    r = np.array([0.1, 0.3, 1.0, 3.0, 10.0])
+    p = phases.boundary_density(r)
+    losses = phases.candidate_losses(p, r)
+    rival = np.where(r <= 1, losses["not_represented"], losses["dedicated"])
+    np.testing.assert_allclose(losses["superposition"], rival, rtol=1e-12)
+    # All three meet at r = 1, p = 4/7.
+    at = phases.candidate_losses(4 / 7, 1.0)
+    assert len({round(float(v), 12) for v in at.values()}) == 1
+    # Just sparser than the boundary superposition wins; just denser it loses.
+    assert set(phases.closed_form_phase(0.97 * p, r)) == {"superposition"}
+    assert "superposition" not in set(phases.closed_form_phase(np.minimum(1.03 * p, 1.0), r))
+
+
+def test_swapping_importance_swaps_not_represented_and_dedicated():
+    p = np.geomspace(0.01, 1.0, 9)[:, None]
+    r = np.geomspace(0.1, 10.0, 9)[None, :]
+    forward, mirrored = phases.closed_form_phase(p, r), phases.closed_form_phase(p, 1 / r)
+    swap = {"not_represented": "dedicated", "dedicated": "not_represented", "superposition": "superposition"}
+    off_diagonal = np.abs(np.log(r)) > 1e-9 + 0 * p  # at r = 1 ties go to not_represented
+    assert all(swap[a] == b for a, b, keep in zip(forward.ravel(), mirrored.ravel(), off_diagonal.ravel()) if keep)
+
+
+@pytest.mark.parametrize("density, relative_importance, message", [
+    (0.0, 1.0, r"density=0.0"), (1.5, 1.0, r"density=1.5"), (0.5, -1.0, r"relative_importance=-1.0"),
+])
+def test_bad_values_are_named(density, relative_importance, message):
+    with pytest.raises(ValueError, match=message):
+        phases.candidate_losses(density, relative_importance)
+
+
+def test_classify_phase_reads_the_extra_feature_at_any_scale():
+    from toylab.metrics import classify_phase
+
+    W = np.array([[[1.0, 0.02]], [[0.05, 1.0]], [[1.0, -0.9]], [[1.0, 0.3]]])
+    expected = ["not_represented", "dedicated", "superposition", "superposition"]
+    for scale in (0.01, 1.0, 50.0):
+        assert classify_phase(scale * W).tolist() == expected
+    # n = 3, m = 2: the extra feature on its own axis, or sharing it antipodally with feature 2.
+    own = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    shared = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]])
+    assert classify_phase(np.stack([own, shared])).tolist() == ["dedicated", "superposition"]
+
+
+def test_phase_diagram_marks_disagreements_and_draws_boundaries():
+    from toylab.figures import phase_diagram
+
+    p, r = np.geomspace(0.02, 1.0, 5), np.geomspace(0.1, 10.0, 4)
+    closed = phases.closed_form_phase(p[None, :], r[:, None])
+    trained = closed.copy()
+    trained[0, 0] = "dedicated"
+    fig = phase_diagram(p, r, trained, closed_form=closed, boundaries=True)
+    ax = fig.axes[0]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(dots) == 1 and dots[0].get_xdata().tolist() == [p[0]] and dots[0].get_ydata().tolist() == [r[0]]
+    assert sum(line.get_linestyle() == "--" for line in ax.lines) == 2
+    with pytest.raises(ValueError, match=r"unknown phase names \['pentagon'\]"):
+        phase_diagram(p, r, np.full((4, 5), "pentagon", dtype=object))
