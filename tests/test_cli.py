@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -100,3 +101,21 @@ def test_reproduce_scurves_writes_every_sweep_and_its_figures(tmp_path):
         assert len(entry["plateau_steps"]) == 4 and all(len(row) == 1 for row in entry["plateau_steps"])
     written = {p.name for p in tmp_path.iterdir()}
     assert {"summary.json", "plateau_vs_init.png", "rank_sweep_mse_gd.png", "rank_sweep_ce_adam.png"} <= written
+
+
+def test_measure_picks_one_matrix_of_a_stack_by_index(tmp_path):
+    angles = 2 * np.pi * np.arange(5) / 5
+    pentagon = np.stack([np.cos(angles), np.sin(angles)])
+    stack = np.stack([np.eye(2, 5), 2.0 * pentagon, np.eye(2, 5)])  # (3, 2, 5), like weights.npz's W
+    np.savez(tmp_path / "weights.npz", W=stack)
+    np.save(tmp_path / "one.npy", 2.0 * pentagon)
+    picked = runner.invoke(app, ["measure", str(tmp_path / "weights.npz"), "--index", "1", "--json"])
+    alone = runner.invoke(app, ["measure", str(tmp_path / "one.npy"), "--json"])
+    assert picked.exit_code == 0 and alone.exit_code == 0, picked.stderr + alone.stderr
+    picked, alone = json.loads(picked.stdout), json.loads(alone.stdout)
+    assert picked["index"] == 1 and picked["features_per_dimension_invariant"] == pytest.approx(2.5)
+    for key in ("features_per_dimension", "feature_dimensionality", "feature_norms", "geometry"):
+        assert picked[key] == alone[key]
+    for flags, message in ((["--index", "3"], "--index 3: "), ([], "pick one with --index I")):
+        result = runner.invoke(app, ["measure", str(tmp_path / "weights.npz"), *flags])
+        assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1

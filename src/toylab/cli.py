@@ -279,6 +279,8 @@ def measure(
     file: Annotated[Path, typer.Argument(help="a .npy, .npz or .safetensors file holding a weight matrix")],
     array: Annotated[str | None, typer.Option(help="the array's name in an .npz or .safetensors file")] = None,
     feature_axis: Annotated[int, typer.Option(help="1: features are columns (h = W x); 0: rows")] = 1,
+    index: Annotated[int | None, typer.Option(
+        help="for a stack of matrices (e.g. a run's weights.npz, one per instance): which one")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
 ) -> None:
     """Measure superposition in any weight matrix: scale-dependent and scale-invariant measures side by side."""
@@ -290,13 +292,23 @@ def measure(
     except ConfigError as exc:
         _fail(str(exc))
     label = f"{file}[{array}]" if array else str(file)
+    if index is not None:
+        stack = W.reshape(-1, *W.shape[-2:])  # leading axes flattened, row-major
+        if W.ndim < 3 or not -stack.shape[0] <= index < stack.shape[0]:
+            _fail(f"--index {index}: {label} holds {stack.shape[0] if W.ndim > 2 else 'a single'} "
+                  f"matri{'ces' if W.ndim > 2 else 'x'} of shape {tuple(W.shape[-2:])} (array shape {tuple(W.shape)})")
+        W = stack[index]
+        label += f" #{index}"
+    elif W.ndim > 2:
+        _fail(f"{label} holds a stack of {math.prod(W.shape[:-2])} matrices of shape {tuple(W.shape[-2:])} "
+              f"(array shape {tuple(W.shape)}): pick one with --index I")
     try:
         result = metrics.measure(W)
     except ConfigError as exc:
         _fail(f"{label}: {exc}")
     if as_json:
         sys.stdout.write(json.dumps({"file": str(file), "array": array, "feature_axis": feature_axis,
-                                     **result}) + "\n")
+                                     "index": index, **result}) + "\n")
         return
     console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
     power = {0: "unchanged", 1: "× c", 2: "× c²", -2: "× c⁻²"}
