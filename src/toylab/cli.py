@@ -50,6 +50,20 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _print_json(payload: Any, folder: Path | None = None) -> None:
+    """``--json``: exactly one object on stdout (NaN as null); the run folder goes to stderr."""
+    from toylab.experiments.runs import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
+    if folder is not None:
+        stderr.print(f"run folder: {folder}")
+
+
+def _wide_console() -> Console:
+    # Rows are wide (a value per feature or per rank); when piped, rich would wrap them at 80.
+    return Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+
+
 def _floats(text: str, option: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",") if part.strip()]
@@ -159,10 +173,9 @@ def scurve(
     folder = out or default_run_folder("scurve")
     study.write_run(folder, result, summary)
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-        stderr.print(f"run folder: {folder}")
+        _print_json(summary, folder)
         return
-    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    console = _wide_console()
     table = Table(title=f"S-curves: {loss}, {optimizer}, lr {lr:g}, {components} components (t = lr × step)")
     for column in ("seed", "rank", "ε", "final loss", "plateaus", "drops at t", "theory drops at t", "bumps"):
         table.add_column(column, justify="left" if "drops" in column else "right")
@@ -208,13 +221,10 @@ def reproduce(
 
 
 def _report_scurves_study(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
-    from toylab.experiments.runs import json_safe
-
     if as_json:
-        sys.stdout.write(json.dumps(json_safe(summary)) + "\n")
-        stderr.print(f"run folder: {folder}")
+        _print_json(summary, folder)
         return
-    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    console = _wide_console()
     table = Table(title="S-curves at d = 100: drops in the loss | steps to half-learn the strongest–weakest mode",
                   caption="drops: one count per seed (plateau detector, log time); modes: seed 0; "
                           "— = not half learned")
@@ -247,12 +257,9 @@ def _report_scurves_study(summary: dict[str, Any], folder: Path, as_json: bool) 
 
 def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
     if as_json:
-        payload = {k: summary[k] for k in ("instances", "best")}
-        sys.stdout.write(json.dumps(payload) + "\n")
-        stderr.print(f"run folder: {folder}")
+        _print_json({k: summary[k] for k in ("instances", "best")}, folder)
         return
-    # Rows are wide (n values of D_i); when piped, rich would wrap them at 80 columns.
-    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    console = _wide_console()
     table = Table(title="Best seed per feature probability (lowest final loss)")
     for column in ("p", "1/(1−S)", "loss", "elicited", "gap", "feat/dim", "D_i", "geometry"):
         table.add_column(column, justify="left" if column in ("D_i", "geometry") else "right",
@@ -307,10 +314,9 @@ def measure(
     except ConfigError as exc:
         _fail(f"{label}: {exc}")
     if as_json:
-        sys.stdout.write(json.dumps({"file": str(file), "array": array, "feature_axis": feature_axis,
-                                     "index": index, **result}) + "\n")
+        _print_json({"file": str(file), "array": array, "feature_axis": feature_axis, "index": index, **result})
         return
-    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    console = _wide_console()
     power = {0: "unchanged", 1: "× c", 2: "× c²", -2: "× c⁻²"}
     scaling = result["scaling"]
 
@@ -368,10 +374,9 @@ def rescale_check(
     folder = out or default_run_folder("rescale-check")
     study.write_run(folder, result, summary)
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-        stderr.print(f"run folder: {folder}")
+        _print_json(summary, folder)
         return
-    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+    console = _wide_console()
     classifier = summary["settings"]["classifier"]
     table = Table(title=f"W → cW. Classifier: digits, bias-free ReLU, {classifier['n_hidden']} hidden units, "
                         "measures of c·W_in; autoencoder: n = 5, m = 2, p = 0.05")
