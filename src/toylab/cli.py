@@ -394,5 +394,49 @@ def rescale_check(
     console.print(f"run folder: {folder}")
 
 
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="the sweep spec, a TOML file (see examples/sweep_tms.toml)")],
+    store: Annotated[Path, typer.Option(help="the results store, an SQLite file (created if missing)")],
+    backend: Annotated[str, typer.Option(help="local | ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
+    extend: Annotated[bool, typer.Option("--extend", help="add this spec's new grid values or seeds to the store")] = False,
+    chunk_size: Annotated[int | None, typer.Option(help="runs per vectorized chunk (default: from memory)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Run a sweep (grid × seeds) into a resumable store; rerun the same command to resume."""
+    from toylab import sweeps
+    from toylab.store import load
+
+    try:
+        summary = sweeps.run(spec, store=store, backend=backend, address=address, extend=extend,
+                             chunk_size=chunk_size)
+        data = load(store)
+    except ConfigError as exc:
+        _fail(str(exc))
+    best = data.best()
+    metric = data.spec["select"]["metric"]
+    axes = [name for name, _ in data.spec["axes"]]
+    if as_json:
+        cells = [{**{a: row[a] for a in axes}, "run": int(row["run"]), "seed": int(row["seed"]),
+                  metric: float(row[metric])} for _, row in best.iterrows()]
+        _print_json({**summary.to_dict(), "select": data.spec["select"], "best": cells})
+    else:
+        console = _wide_console()
+        table = Table(title=f"Best seed per grid point ({data.spec['select']['mode']} {metric})")
+        for column in (*axes, "seed", metric):
+            table.add_column(column, justify="right")
+        for _, row in best.iterrows():
+            table.add_row(*(str(row[a]) for a in axes), str(row["seed"]), f"{row[metric]:.4g}")
+        console.print(table)
+        console.print(f"{summary.done} done, {summary.diverged} diverged, {summary.failed} failed of "
+                      f"{summary.runs} runs ({summary.trained} trained now in {summary.seconds:.1f} s); "
+                      f"store: {store}")
+    for failure in summary.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    if summary.failed:
+        raise typer.Exit(code=1)
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

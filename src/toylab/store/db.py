@@ -1,0 +1,320 @@
+"""The store's database: schema, and every write a sweep makes (from one process only).
+
+Tables (SQLite, WAL journal so that readers such as :func:`toylab.load` never block the
+writer)::
+
+    meta         key, value                      format marker and schema version
+    specs        version, digest, spec, created  every spec the store has run (extends add one)
+    runs         id, key, cell, task_params, config, train, seed, chunk, status, attempts,
+                 loss, metrics, diverged_step, error, arrays, spec_version
+    evaluations  run, step, trigger, flops, compute, wall_time, raw, elicited
+
+A run's status is ``pending`` → ``running`` → ``done`` | ``diverged`` | ``failed``. A chunk's
+runs finish in ONE transaction, after their weight files are on disk: a kill at any moment
+leaves each chunk either finished with its weights, or unfinished (and retrained on resume).
+
+One writer: :meth:`Store.open` takes an exclusive ``flock`` on the database file for as long as
+the store is open, so a second sweep on the same store is refused instead of racing the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from toylab.errors import ConfigError
+from toylab.store.files import APPLICATION_ID, arrays_folder, check_store_file, write_arrays
+
+__all__ = ["Store", "StoredRun", "RunOutcome", "SCHEMA_VERSION", "FORMAT", "connect_readonly"]
+
+FORMAT = "toylab sweep store"
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "diverged", "failed")
+
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE specs (
+    version INTEGER PRIMARY KEY,
+    digest  TEXT NOT NULL,
+    spec    TEXT NOT NULL,              -- canonical JSON (toylab.sweeps.SweepSpec.canonical)
+    created REAL NOT NULL
+);
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY,  -- in the order runs were added
+    key           TEXT NOT NULL UNIQUE, -- hash of everything that determines the result
+    cell          TEXT NOT NULL,        -- canonical JSON of the grid point
+    task_params   TEXT NOT NULL,
+    config        TEXT NOT NULL,        -- the per-instance config given to the trainer
+    train         TEXT NOT NULL,        -- TrainConfig, every field
+    seed          INTEGER NOT NULL,     -- seed index
+    chunk         INTEGER NOT NULL,     -- fixed when the run is added: resumes redo it alike
+    status        TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {STATUSES}),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    loss          REAL,                 -- final raw loss (NULL unless done)
+    metrics       TEXT,                 -- final metrics, JSON (elicited ones prefixed)
+    diverged_step INTEGER,              -- first evaluation with a non-finite loss
+    error         TEXT,                 -- why a run failed
+    arrays        TEXT,                 -- weight file in PATH-arrays/ (done runs only)
+    spec_version  INTEGER NOT NULL REFERENCES specs(version)
+);
+CREATE INDEX runs_by_chunk ON runs(chunk);
+CREATE TABLE evaluations (
+    run       INTEGER NOT NULL REFERENCES runs(id),
+    step      INTEGER NOT NULL,
+    trigger   TEXT NOT NULL,
+    flops     REAL NOT NULL,
+    compute   REAL NOT NULL,
+    wall_time REAL NOT NULL,
+    raw       TEXT NOT NULL,            -- JSON metric -> value (lists for array metrics)
+    elicited  TEXT NOT NULL,            -- JSON, {{}} when elicitation is off
+    PRIMARY KEY (run, step)
+);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRun:
+    """A run as the store holds it (what a worker needs to train it)."""
+
+    id: int
+    key: str
+    cell: str
+    task_params: dict[str, Any]
+    config: dict[str, Any]
+    train: dict[str, Any]
+    seed: int
+    chunk: int
+    status: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """What training one run produced, ready to be written."""
+
+    run: int
+    status: str  # done or diverged
+    loss: float | None
+    metrics: dict[str, Any] | None
+    diverged_step: int | None
+    evaluations: list[dict[str, Any]]  # step, trigger, flops, compute, wall_time, raw, elicited
+    arrays: dict[str, Any] | None  # name -> numpy array; None for a diverged run
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a checked store (for loading while a sweep may be writing)."""
+    check_store_file(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such store")
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    _check_schema(connection, path)
+    return connection
+
+
+def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        if (result := connection.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
+            raise sqlite3.DatabaseError(result)
+        meta = dict(connection.execute("SELECT key, value FROM meta"))
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise ConfigError(f"{path} is a damaged toylab store ({exc}); nothing in it was changed") from None
+    if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
+        connection.close()
+        raise ConfigError(f"{path} has format {meta.get('format')!r} schema {meta.get('schema')!r}; "
+                          f"this toylab reads {FORMAT!r} schema {SCHEMA_VERSION}")
+
+
+class Store:
+    """An open store, locked for writing by this process. Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock_fd: int):
+        self.path = path
+        self.arrays = arrays_folder(path)
+        self._db = connection
+        self._lock_fd = lock_fd
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, spec: Mapping[str, Any], digest: str,
+               runs: Iterable[tuple[Any, int]]) -> Store:
+        """A new store at ``path`` holding ``spec`` and its ``runs`` (PlannedRun, chunk) pairs.
+
+        Built under a temporary name and renamed into place, so a kill during creation leaves
+        no half-made store that a rerun would refuse as damaged.
+        """
+        path = Path(path)
+        check_store_file(path)
+        folder = arrays_folder(path)
+        if folder.exists() and any(folder.iterdir()):
+            raise ConfigError(f"{folder} already holds files but {path} does not exist; move them "
+                              "away or give another --store")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".creating")
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the store from its group
+        try:
+            connection = sqlite3.connect(tmp, isolation_level=None)
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            with _transaction(connection):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.executemany("INSERT INTO meta VALUES (?, ?)",
+                                       [("format", FORMAT), ("schema", str(SCHEMA_VERSION))])
+                _insert_spec_and_runs(connection, spec, digest, runs)
+            connection.close()
+            if path.exists():  # created by someone else meanwhile: theirs wins, ours goes
+                raise ConfigError(f"{path} appeared while this sweep was creating it; rerun")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        folder.mkdir(exist_ok=True)
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """An existing store, checked (refused if foreign or damaged) and locked for writing."""
+        path = Path(path)
+        check_store_file(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such store")
+        lock_fd = os.open(path, os.O_RDONLY)
+        try:
+            # flock, not SQLite's fcntl locks: it lives as long as this fd, and a killed
+            # process releases it, so a crashed sweep never leaves the store locked.
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise ConfigError(f"{path} is being written by another sweep; wait for it to finish") from None
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            _check_schema(connection, path)
+        except ConfigError:
+            os.close(lock_fd)
+            raise
+        connection.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a commit survives a killed process; a power cut may lose the
+        # last commits, which only means retraining those chunks.
+        connection.execute("PRAGMA synchronous = NORMAL")
+        arrays_folder(path).mkdir(exist_ok=True)
+        return cls(path, connection, lock_fd)
+
+    def close(self) -> None:
+        self._db.close()
+        os.close(self._lock_fd)  # after the connection: closing an fd drops its locks
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def latest_spec(self) -> tuple[dict[str, Any], str]:
+        """The canonical spec most recently run on this store, and its digest."""
+        spec, digest = self._db.execute(
+            "SELECT spec, digest FROM specs ORDER BY version DESC LIMIT 1").fetchone()
+        return json.loads(spec), digest
+
+    def run_keys(self) -> set[str]:
+        return {key for (key,) in self._db.execute("SELECT key FROM runs")}
+
+    def next_chunk(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(chunk) + 1, 0) FROM runs").fetchone()[0]
+
+    def status_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
+        return counts
+
+    def unfinished_chunks(self) -> dict[int, list[StoredRun]]:
+        """Runs not done or diverged, by chunk. A ``running`` run belongs to a killed process."""
+        rows = self._db.execute(
+            "SELECT id, key, cell, task_params, config, train, seed, chunk, status FROM runs "
+            "WHERE status IN ('pending', 'running', 'failed') ORDER BY chunk, id")
+        chunks: dict[int, list[StoredRun]] = {}
+        for id_, key, cell, task_params, config, train, seed, chunk, status in rows:
+            chunks.setdefault(chunk, []).append(StoredRun(
+                id_, key, cell, json.loads(task_params), json.loads(config), json.loads(train),
+                seed, chunk, status))
+        return chunks
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def extend(self, spec: Mapping[str, Any], digest: str, runs: Iterable[tuple[Any, int]]) -> None:
+        """Record ``spec`` as the store's latest and add its new ``(PlannedRun, chunk)`` pairs."""
+        with _transaction(self._db):
+            _insert_spec_and_runs(self._db, spec, digest, runs)
+
+    def mark_running(self, chunk: int) -> None:
+        with _transaction(self._db):
+            self._db.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, error = NULL "
+                             "WHERE chunk = ? AND status IN ('pending', 'running', 'failed')", (chunk,))
+
+    def finish_chunk(self, outcomes: list[RunOutcome]) -> None:
+        """Write weight files, then mark the runs finished with their history in one transaction."""
+        # 1. weights first: a kill after this leaves files of unfinished runs, which the
+        #    retrain overwrites with the same bytes; never a finished run without its weights
+        names = {o.run: write_arrays(self.arrays, o.run, o.arrays) if o.arrays is not None else None
+                 for o in outcomes}
+        # 2. one transaction for every run of the chunk
+        with _transaction(self._db):
+            for o in outcomes:
+                self._db.execute("DELETE FROM evaluations WHERE run = ?", (o.run,))
+                self._db.executemany(
+                    "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(o.run, e["step"], e["trigger"], e["flops"], e["compute"], e["wall_time"],
+                      _dumps(e["raw"]), _dumps(e["elicited"])) for e in o.evaluations])
+                self._db.execute(
+                    "UPDATE runs SET status = ?, loss = ?, metrics = ?, diverged_step = ?, "
+                    "arrays = ?, error = NULL WHERE id = ?",
+                    (o.status, o.loss, None if o.metrics is None else _dumps(o.metrics),
+                     o.diverged_step, names[o.run], o.run))
+
+    def fail_chunk(self, chunk: int, message: str) -> None:
+        """Mark a chunk's unfinished runs failed; a later sweep on the store retries them."""
+        with _transaction(self._db):
+            self._db.execute("UPDATE runs SET status = 'failed', error = ? WHERE chunk = ? "
+                             "AND status IN ('pending', 'running', 'failed')", (message, chunk))
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _insert_spec_and_runs(connection: sqlite3.Connection, spec: Mapping[str, Any], digest: str,
+                          runs: Iterable[tuple[Any, int]]) -> None:
+    version = connection.execute(
+        "INSERT INTO specs (digest, spec, created) VALUES (?, ?, ?)",
+        (digest, _dumps(spec), time.time())).lastrowid
+    connection.executemany(
+        "INSERT INTO runs (key, cell, task_params, config, train, seed, chunk, spec_version) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(run.key, run.cell, _dumps(run.task_params), _dumps(run.config),
+          _dumps(run.train.model_dump(mode="json")), run.seed, chunk, version) for run, chunk in runs])

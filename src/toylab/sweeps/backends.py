@@ -1,0 +1,103 @@
+"""Where chunks train: in this process (``local``) or on Ray workers (``ray``).
+
+A backend takes chunk jobs and yields ``(job, outcomes)`` as chunks finish, or
+``(job, ChunkFailure)`` for a chunk that could not be trained. It never touches the store: the
+coordinator that iterates over it is the only writer.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+
+from toylab.errors import ConfigError
+from toylab.store.db import RunOutcome
+from toylab.sweeps.worker import ChunkJob, train_chunk
+
+__all__ = ["ChunkFailure", "BACKENDS", "local", "ray"]
+
+Started = Callable[[ChunkJob], None]
+Results = Iterator[tuple[ChunkJob, "list[RunOutcome] | ChunkFailure"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkFailure:
+    """A chunk that did not train, with why (one line)."""
+
+    message: str
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def local(jobs: Iterable[ChunkJob], *, started: Started, **_: object) -> Results:
+    """Train the chunks one after the other in this process (JAX uses every core for each)."""
+    for job in jobs:
+        started(job)
+        try:
+            outcomes = train_chunk(job)
+        except Exception as exc:  # one bad chunk (e.g. out of memory) must not stop the sweep
+            yield job, ChunkFailure(f"chunk {job.chunk}: {_one_line(exc)}")
+            continue
+        yield job, outcomes
+
+
+def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = None,
+        max_attempts: int = 3, **_: object) -> Results:
+    """Send each chunk to a Ray worker as a remote task; retry a failed one up to ``max_attempts``.
+
+    Connects with ``ray.init()`` (a local Ray instance) or ``ray.init(address=...)``, unless
+    this process is already connected (then that connection is used and left open). Workers
+    are Ray's own processes, started fresh, never forked from this one.
+    """
+    ray_module = _import_ray()
+    owns_connection = not ray_module.is_initialized()
+    if owns_connection:
+        try:
+            ray_module.init(address=address, include_dashboard=False, logging_level="ERROR",
+                            log_to_driver=False)
+        except Exception as exc:
+            raise ConfigError(f"--address {address or '(local)'}: cannot start or reach Ray "
+                              f"({_one_line(exc)})") from None
+    try:
+        # Ray's own retries are off: this loop counts every attempt, a crashed worker (a
+        # system error) and an exception in the chunk alike, and gives up after max_attempts.
+        remote = ray_module.remote(max_retries=0, num_cpus=1)(train_chunk)
+        waiting = collections.deque((job, 1) for job in jobs)
+        window = 2 * max(1, int(ray_module.cluster_resources().get("CPU", 1)))
+        in_flight: dict = {}
+        while waiting or in_flight:
+            while waiting and len(in_flight) < window:
+                job, attempt = waiting.popleft()
+                started(job)
+                in_flight[remote.remote(job)] = (job, attempt)
+            [ref], _ = ray_module.wait(list(in_flight), num_returns=1)
+            job, attempt = in_flight.pop(ref)
+            try:
+                outcomes = ray_module.get(ref)
+            except ray_module.exceptions.RayError as exc:
+                cause = getattr(exc, "cause", None) or exc
+                if attempt < max_attempts:
+                    waiting.appendleft((job, attempt + 1))
+                    continue
+                yield job, ChunkFailure(f"chunk {job.chunk} failed {attempt} times on Ray; "
+                                        f"last: {_one_line(cause)}")
+                continue
+            yield job, outcomes
+    finally:
+        if owns_connection:
+            ray_module.shutdown()
+
+
+def _import_ray():
+    try:
+        import ray as ray_module
+    except ImportError:
+        raise ConfigError("--backend ray needs Ray, an optional extra: pip install 'toylab[ray]'") from None
+    return ray_module
+
+
+BACKENDS: dict[str, Callable[..., Results]] = {"local": local, "ray": ray}
