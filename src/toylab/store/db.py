@@ -115,15 +115,24 @@ def _dumps(value: Any) -> str:
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection to a checked store (for loading while a sweep may be writing)."""
+    check_store(path)
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def check_store(path: Path) -> None:
+    """Refuse ``path`` unless it is an existing, undamaged toylab store of this schema."""
     check_store_file(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such store")
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    _check_schema(connection, path)
-    return connection
+    # Without a -wal file, "immutable" reads the file as it is and creates nothing beside it
+    # (no -wal, no -shm), so a damaged file is refused exactly as it was found. With one (a
+    # killed writer's), the pages it holds are part of the store and must be read with it.
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    _check_schema(sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True), path)
 
 
 def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
+    """Integrity and toylab's marker rows; closes ``connection``."""
     try:
         if (result := connection.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
             raise sqlite3.DatabaseError(result)
@@ -131,8 +140,8 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
     except sqlite3.DatabaseError as exc:
         connection.close()
         raise ConfigError(f"{path} is a damaged toylab store ({exc}); nothing in it was changed") from None
+    connection.close()
     if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
-        connection.close()
         raise ConfigError(f"{path} has format {meta.get('format')!r} schema {meta.get('schema')!r}; "
                           f"this toylab reads {FORMAT!r} schema {SCHEMA_VERSION}")
 
@@ -193,9 +202,7 @@ class Store:
     def open(cls, path: str | Path) -> Store:
         """An existing store, checked (refused if foreign or damaged) and locked for writing."""
         path = Path(path)
-        check_store_file(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such store")
+        check_store(path)
         lock_fd = os.open(path, os.O_RDONLY)
         try:
             # flock, not SQLite's fcntl locks: it lives as long as this fd, and a killed
@@ -205,11 +212,6 @@ class Store:
             os.close(lock_fd)
             raise ConfigError(f"{path} is being written by another sweep; wait for it to finish") from None
         connection = sqlite3.connect(path, isolation_level=None)
-        try:
-            _check_schema(connection, path)
-        except ConfigError:
-            os.close(lock_fd)
-            raise
         connection.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives a killed process; a power cut may lose the
         # last commits, which only means retraining those chunks.

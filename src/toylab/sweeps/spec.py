@@ -309,4 +309,6 @@ def extension_problems(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
 
 
 def _axes_as_dict(spec: Mapping[str, Any]) -> dict[str, Any]:
+    if "axes" not in spec:
+        return dict(spec)
     return {**spec, "axes": {name: values for name, values in spec["axes"]}}

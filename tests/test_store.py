@@ -1,0 +1,135 @@
+"""The sweep store: refusing files that are not stores, one writer, weights before rows, failures."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import toylab
+from toylab import sweeps
+from toylab.cli import app
+from toylab.errors import ConfigError
+from toylab.store import Store
+from toylab.store.files import arrays_folder, read_arrays
+from toylab.sweeps.chunks import auto_chunk_size, bytes_per_instance, plan_chunks
+from toylab.tasks import superposition
+
+runner = CliRunner()
+EXAMPLE = str(Path(__file__).parent.parent / "examples" / "sweep_tms.toml")
+SPEC = sweeps.SweepSpec(task="superposition", axes={"feature_probability": [0.1, 0.5, 1.0]}, seeds=2,
+                        train={"steps": 30, "batch_size": 64, "elicit_steps": 0})
+
+
+def empty_store(path):
+    """A real store holding SPEC's runs, none trained (no JAX work needed)."""
+    Store.create(path, SPEC.canonical(), SPEC.digest, plan_chunks(SPEC.runs(), lambda run: 2)).close()
+    arrays_folder(path).rmdir()  # empty: the files a refused store must keep are its own
+    return path
+
+
+def foreign_sqlite(path):
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+    return path
+
+
+def truncated_store(path):
+    data = empty_store(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def damaged_store(path):
+    data = bytearray(empty_store(path).read_bytes())
+    data[4096:8192] = b"\xff" * 4096  # page 2 overwritten: the header is intact
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda p: p.write_text("run notes, not a database\n") and p, "not a toylab store: a 26-byte file that is not an SQLite database"),
+    (lambda p: p.write_bytes(b"") or p, "not a toylab store: an empty file"),
+    (foreign_sqlite, "not a toylab store: an SQLite database of another application"),
+    (truncated_store, "is a damaged toylab store"),
+    (damaged_store, "is a damaged toylab store"),
+])
+def test_a_file_that_is_not_a_store_is_refused_and_left_unchanged(tmp_path, make, needle):
+    path = make(tmp_path / "store.sqlite")
+    before = path.read_bytes()
+    result = runner.invoke(app, ["sweep", EXAMPLE, "--store", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and needle in lines[0], result.stderr
+    with pytest.raises(ConfigError, match="toylab store"):
+        toylab.load(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.sqlite"]  # no -arrays, -wal, -shm
+
+
+def test_a_directory_as_store_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        sweeps.run(SPEC, store=tmp_path, progress=False)
+
+
+def test_one_writer_a_second_sweep_on_an_open_store_is_refused(tmp_path):
+    path = empty_store(tmp_path / "s.sqlite")
+    with Store.open(path):
+        with pytest.raises(ConfigError, match="being written by another sweep"):
+            sweeps.run(SPEC, store=path, progress=False)
+        assert len(toylab.load(path).runs) == 6  # readers are never blocked
+    assert sweeps.run(SPEC, store=path, chunk_size=6, progress=False).done == 6  # the lock went with it
+
+
+def test_done_runs_have_weight_files_readable_without_pickle(tmp_path):
+    path = tmp_path / "s.sqlite"
+    sweeps.run(SPEC, store=path, progress=False)
+    runs = toylab.load(path).runs
+    files = sorted(p.name for p in arrays_folder(path).iterdir())
+    assert files == sorted(runs["arrays_file"]) and all(f.endswith(".safetensors") for f in files)
+    arrays = read_arrays(arrays_folder(path), files[0])
+    assert arrays["W"].shape == (2, 5) and arrays["W"].dtype == "float32"
+
+
+def fragile(fail: bool = False, **params):
+    """The superposition task, or (fail=True) one whose loss raises when the trainer traces it."""
+    task = superposition(**params)
+
+    def broken_loss(params, batch, hyper):
+        raise RuntimeError("the loss broke")
+
+    return task._replace(loss=broken_loss) if fail else task
+
+
+def test_a_chunk_that_fails_is_marked_failed_and_the_rest_finish(tmp_path):
+    sweeps.register_task("fragile", fragile)
+    spec = sweeps.SweepSpec(task="fragile", task_params={"n_features": 3}, fixed={"feature_probability": 0.3},
+                            axes={"task.fail": [False, True]}, train={"steps": 20, "batch_size": 32, "elicit_steps": 0})
+    path = tmp_path / "s.sqlite"
+    summary = sweeps.run(spec, store=path, progress=False)
+    assert (summary.done, summary.failed) == (1, 1)
+    assert summary.failures == ["chunk 1: RuntimeError: the loss broke"]
+    runs = toylab.load(path).runs
+    assert list(runs["status"]) == ["done", "failed"] and runs.at[1, "error"] == summary.failures[0]
+    again = sweeps.run(spec, store=path, progress=False)  # failed runs are tried again
+    assert (again.chunks, again.failed) == (1, 1) and list(toylab.load(path).runs["attempts"]) == [1, 2]
+
+
+def test_chunk_size_follows_memory_and_chunks_are_rectangles_of_equal_size():
+    task = superposition(5, 2)
+    per_instance = bytes_per_instance(task, {"feature_probability": 0.1}, 1024)
+    assert per_instance == 10 * (2 * 5 + 5) * 4 + 8 * 1024 * 5 * 4 + 2 * 5 * 4
+    assert auto_chunk_size(task, {"feature_probability": 0.1}, 1024, memory_bytes=8 * 100 * per_instance) == 100
+    assert auto_chunk_size(task, {"feature_probability": 0.1}, 1024, memory_bytes=1) == 1
+    spec = sweeps.SweepSpec(task="superposition", axes={"feature_probability": [0.1, 0.2, 0.3, 0.4, 0.5]}, seeds=3)
+    sizes = {}
+    for run, chunk in plan_chunks(spec.runs(), lambda run: 7):
+        sizes.setdefault(chunk, []).append((run.cell, run.seed))
+    assert [len(members) for members in sizes.values()] == [6, 6, 3]  # 5 points × 3 seeds, ≤ 7 each
+    for members in sizes.values():  # each chunk is points × seeds
+        cells, seeds = {c for c, _ in members}, {s for _, s in members}
+        assert len(members) == len(cells) * len(seeds)
+    one_point = plan_chunks(sweeps.SweepSpec(task="superposition", fixed={"feature_probability": 0.1},
+                                             seeds=10).runs(), lambda run: 4)
+    assert [chunk for _, chunk in one_point] == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
