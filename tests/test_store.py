@@ -12,6 +12,7 @@ from toylab.cli import app
 from toylab.errors import ConfigError
 from toylab.store import Store
 from toylab.store.files import arrays_folder, read_arrays
+from toylab.sweeps import registry
 from toylab.sweeps.chunks import auto_chunk_size, bytes_per_instance, plan_chunks
 from toylab.tasks import superposition
 
@@ -102,7 +103,8 @@ def fragile(fail: bool = False, **params):
     return task._replace(loss=broken_loss) if fail else task
 
 
-def test_a_chunk_that_fails_is_marked_failed_and_the_rest_finish(tmp_path):
+def test_a_chunk_that_fails_is_marked_failed_and_the_rest_finish(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_FACTORIES", {**registry._FACTORIES})  # registered for this test only
     sweeps.register_task("fragile", fragile)
     spec = sweeps.SweepSpec(task="fragile", task_params={"n_features": 3}, fixed={"feature_probability": 0.3},
                             axes={"task.fail": [False, True]}, train={"steps": 20, "batch_size": 32, "elicit_steps": 0})

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from toylab import sweeps
+from toylab.sweeps import registry
 from toylab.tasks import superposition
 
 ray = pytest.importorskip("ray")
@@ -51,7 +52,13 @@ def always_fails(**params):
     return superposition(**params)
 
 
-def test_a_crashed_worker_is_retried_and_the_sweep_finishes(tmp_path):
+@pytest.fixture
+def own_registry(monkeypatch):
+    """Tasks registered by a test stay in that test."""
+    monkeypatch.setattr(registry, "_FACTORIES", {**registry._FACTORIES})
+
+
+def test_a_crashed_worker_is_retried_and_the_sweep_finishes(tmp_path, own_registry):
     sweeps.register_task("crashes_once", crashes_once)
     spec = sweeps.SweepSpec(**{**SPEC, "task": "crashes_once",
                                "task_params": {**SPEC["task_params"], "marker": str(tmp_path / "crashed")}})
@@ -63,7 +70,7 @@ def test_a_crashed_worker_is_retried_and_the_sweep_finishes(tmp_path):
     assert list(toylab.load(tmp_path / "s.sqlite").runs["attempts"]) == [2] * 8
 
 
-def test_a_chunk_failing_every_attempt_is_marked_failed_with_the_reason(tmp_path):
+def test_a_chunk_failing_every_attempt_is_marked_failed_with_the_reason(tmp_path, own_registry):
     sweeps.register_task("always_fails", always_fails)
     spec = sweeps.SweepSpec(**{**SPEC, "task": "always_fails"})
     summary = sweeps.run(spec, store=tmp_path / "s.sqlite", backend="ray", chunk_size=8, max_attempts=2,

@@ -415,6 +415,10 @@ def sweep(
         data = load(store)
     except ConfigError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are in {store}; rerun the same command to resume",
+              file=sys.stderr)
+        raise typer.Exit(code=130) from None
     best = data.best()
     metric = data.spec["select"]["metric"]
     axes = [name for name, _ in data.spec["axes"]]

@@ -216,7 +216,10 @@ class Store:
         # NORMAL in WAL mode: a commit survives a killed process; a power cut may lose the
         # last commits, which only means retraining those chunks.
         connection.execute("PRAGMA synchronous = NORMAL")
-        arrays_folder(path).mkdir(exist_ok=True)
+        folder = arrays_folder(path)
+        folder.mkdir(exist_ok=True)
+        for stale in folder.glob(".run-*"):  # a killed writer's half-written temporary file
+            stale.unlink()
         return cls(path, connection, lock_fd)
 
     def close(self) -> None:

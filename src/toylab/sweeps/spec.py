@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jax
+import numpy as np
 import pydantic
 
 from toylab.errors import ConfigError, _describe, validated
@@ -119,6 +120,12 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     seed: int = pydantic.Field(0, ge=0)  # base seed of every run
     train: TrainConfig = TrainConfig()
     select: Selection = Selection()
+
+    @pydantic.field_validator("task_params", "fixed", "axes", mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        # numpy values (np.logspace(...) as an axis) become the JSON numbers runs are keyed by.
+        return _plain_data(value)
 
     def __init__(self, **fields: Any) -> None:
         try:
@@ -219,6 +226,16 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
         if self.select.metric not in scalars:
             raise ConfigError(f"select.metric={self.select.metric!r} is not a scalar metric of "
                               f"{self.task!r}; choose one of {', '.join(scalars)}")
+
+
+def _plain_data(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {k: _plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(v) for v in value]
+    return value
 
 
 def _flatten_axes(fields: dict[str, Any]) -> dict[str, Any]:
