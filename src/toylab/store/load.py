@@ -48,6 +48,12 @@ class SweepData:
     evaluations: Any  # pandas.DataFrame
     arrays: dict[int, dict[str, np.ndarray]] | None = None
 
+    def __post_init__(self) -> None:
+        # run id -> (weight file, status), so that weights() is a lookup, not a scan per call
+        index = {} if not len(self.runs) else dict(zip(
+            self.runs["run"], zip(self.runs["arrays_file"], self.runs["status"], strict=True), strict=True))
+        object.__setattr__(self, "_index", index)
+
     def best(self):
         """The best run of each grid point (rows of :attr:`runs`), in grid order."""
         return self.runs[self.runs["best"]].sort_values("cell").reset_index(drop=True)
@@ -56,10 +62,11 @@ class SweepData:
         """The weights of one done run (read from its file unless already loaded)."""
         if self.arrays is not None and run in self.arrays:
             return self.arrays[run]
-        name = self.runs.set_index("run").at[run, "arrays_file"]
+        if run not in self._index:
+            raise ConfigError(f"no run {run} in {self.path}")
+        name, status = self._index[run]
         if not isinstance(name, str):
-            raise ConfigError(f"run {run} has no weights (status "
-                              f"{self.runs.set_index('run').at[run, 'status']})")
+            raise ConfigError(f"run {run} has no weights (status {status})")
         return read_arrays(arrays_folder(self.path), name)
 
     def stack(self, name: str, runs: Iterable[int]) -> np.ndarray:
