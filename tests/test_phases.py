@@ -81,3 +81,55 @@ def test_phase_diagram_marks_disagreements_and_draws_boundaries():
     assert sum(line.get_linestyle() == "--" for line in ax.lines) == 2
     with pytest.raises(ValueError, match=r"unknown phase names \['pentagon'\]"):
         phase_diagram(p, r, np.full((4, 5), "pentagon", dtype=object))
+
+
+@pytest.mark.slow
+def test_trained_n2m1_diagram_matches_the_closed_form_away_from_boundaries(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from toylab.cli import app
+
+    store = tmp_path / "phase.sqlite"
+    args = ["phase", "--preset", "n2m1", "--grid", "5", "--seeds", "4", "--steps", "3000",
+            "--store", str(store), "--out", str(tmp_path / "out"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert len(payload["cells"]) == 25
+    assert {"density", "relative_importance", "phase", "closed_form_phase"} <= set(payload["cells"][0])
+    assert set(c["phase"] for c in payload["cells"]) == set(phases.PHASES)
+    # Measured: 24 of 25 cells agree; the one that does not is next to a boundary.
+    assert payload["agreement_away_from_boundary"] == 1.0 and payload["cells_away_from_boundary"] >= 8
+    assert payload["agreement"] >= 0.85
+    assert (tmp_path / "out" / "phase_n2m1.png").exists()
+    # The same command again reads the finished store back: nothing is trained twice.
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["cells"] == payload["cells"]
+
+
+def test_phase_refuses_an_unknown_preset_before_creating_a_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from toylab.cli import app
+
+    result = CliRunner().invoke(app, ["phase", "--preset", "n4m2", "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 2 and "preset='n4m2'" in result.stderr
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_near_boundary_and_agreement_on_a_constructed_grid():
+    from toylab.experiments.phase import agreement
+
+    expected = np.array([["superposition"] * 4] * 2 + [["superposition", "superposition", "dedicated", "dedicated"]] * 2,
+                        dtype=object)
+    trained = expected.copy()
+    trained[3, 1] = "dedicated"  # next to the boundary: counts against `agreement` only
+    result = agreement(trained, expected)
+    assert result["agreement"] == 15 / 16
+    # Away from the boundary: rows 0, the first column, and the corner (3, 3) whose neighbours
+    # are all dedicated.
+    assert result["agreement_away_from_boundary"] == 1.0 and result["cells_away_from_boundary"] == 8
+    trained[0, 0] = "not_represented"  # far from it
+    assert agreement(trained, expected)["agreement_away_from_boundary"] == 7 / 8

@@ -255,6 +255,56 @@ def _report_scurves_study(summary: dict[str, Any], folder: Path, as_json: bool) 
     console.print(f"run folder: {folder}")
 
 
+@app.command()
+def phase(
+    preset: Annotated[str, typer.Option(help="n2m1 (2 features, 1 dimension; closed form) or n3m2")] = "n2m1",
+    grid: Annotated[int, typer.Option(help="cells per axis: densities in [0.01, 1] × importances in [0.1, 10]")] = 8,
+    seeds: Annotated[int, typer.Option(help="seeds per cell; the lowest final loss is kept")] = 8,
+    steps: Annotated[int, typer.Option(help="optimizer steps per model")] = 5000,
+    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    store: Annotated[Path | None, typer.Option(
+        help="results store (default: runs/phase-<preset>-g<G>-k<K>-s<N>.sqlite); rerun to resume")] = None,
+    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/phase-<preset>-<time>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
+) -> None:
+    """Phase diagram of superposition over density × relative importance (Elhage et al. §4), as a resumable sweep."""
+    from toylab.experiments import phase as study
+
+    try:
+        path = store or study.default_store(preset, grid, seeds, steps)
+        study.preset(preset)  # an unknown preset fails before a store is created
+        path.parent.mkdir(parents=True, exist_ok=True)
+        summary = study.run(preset, grid=grid, seeds=seeds, steps=steps, seed=seed, store=path, backend=backend)
+    except ConfigError as exc:
+        _fail(str(exc))
+    folder = out or default_run_folder(f"phase-{preset}")
+    study.write_run(folder, summary)
+    if as_json:
+        keys = ("preset", "cells", "agreement", "agreement_away_from_boundary", "cells_away_from_boundary")
+        _print_json({k: summary[k] for k in keys if k in summary} | {"store": str(path)}, folder)
+        return
+    console = _wide_console()
+    names = {"not_represented": "·", "dedicated": "D", "superposition": "S"}
+    closed = summary["closed_form"]
+    table = Table(title=f"{preset}: phase of the extra feature, best of {seeds} seeds per cell"
+                        + ("; trained/closed form" if closed is not None else ""),
+                  caption="· not represented, D dedicated, S superposition")
+    table.add_column("r \\ p", justify="right")
+    for p in summary["densities"]:
+        table.add_column(f"{p:.3g}", justify="center")
+    for i, r in enumerate(summary["relative_importances"]):
+        row = [names[name] + ("" if closed is None else "/" + names[closed[i, j]])
+               for j, name in enumerate(summary["phases"][i])]
+        table.add_row(f"{r:.3g}", *row)
+    console.print(table)
+    if closed is not None:
+        console.print(f"agreement with the closed form: {summary['agreement']:.1%} of {len(summary['cells'])} "
+                      f"cells; away from a boundary: {summary['agreement_away_from_boundary']:.1%} of "
+                      f"{summary['cells_away_from_boundary']}")
+    console.print(f"store: {path}\nrun folder: {folder}")
+
+
 def _report(summary: dict[str, Any], folder: Path, as_json: bool) -> None:
     if as_json:
         _print_json({k: summary[k] for k in ("instances", "best")}, folder)

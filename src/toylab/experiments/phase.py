@@ -1,0 +1,238 @@
+"""Phase diagrams of superposition (Elhage et al. 2022, §4), trained as resumable sweeps.
+
+Command::
+
+    toylab phase --preset n2m1|n3m2 [--grid G] [--seeds K] [--steps N] [--store PATH] [--out DIR] [--json]
+
+Setting: ``n`` features in ``m`` dimensions, every feature on with probability ``p`` (the
+density), importance 1 for all but the last feature, the *extra* one, whose importance is ``r``.
+The grid is G log-spaced densities in [0.01, 1] × G log-spaced relative importances in
+[0.1, 10]; each cell trains K seeds and keeps the lowest final loss (the paper's "best of
+several runs": small models land in local minima). Each trained model is classified by what it
+does with the extra feature (:func:`toylab.metrics.classify_phase`): ``not_represented``,
+``dedicated`` (a dimension to itself) or ``superposition`` (sharing one).
+
+- ``n2m1``: 2 features in 1 dimension; :mod:`toylab.theory.phases` gives the closed-form phase
+  of every cell, from the exact expected losses of the three candidate solutions, and the
+  boundaries drawn over the heatmap. ``agreement`` is the fraction of cells whose trained phase
+  is the closed-form one; ``agreement_away_from_boundary`` leaves out the cells next to a
+  boundary (a closed-form neighbour, diagonals included, in another phase), where the exact
+  boundary falls inside the cell or the candidates are within a few percent of each other.
+- ``n3m2``: 3 features in 2 dimensions (importances 1, 1, r); no closed form.
+
+The sweep runs into a results store (default ``runs/phase-<preset>.sqlite``), so an
+interrupted diagram resumes where it stopped and a finished one is read back without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toylab import figures
+from toylab.errors import ConfigError
+from toylab.metrics.phases import classify_phase
+from toylab.theory import phases as closed_form
+
+__all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "cells_from_weights",
+           "agreement", "near_boundary", "default_store", "write_run", "write_figure"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One phase diagram: the model's size and the grid's ranges."""
+
+    n_features: int
+    n_hidden: int
+    densities: tuple[float, float] = (0.01, 1.0)  # log-spaced, inclusive
+    relative_importances: tuple[float, float] = (0.1, 10.0)  # log-spaced, inclusive
+    has_closed_form: bool = False
+
+
+PRESETS = {
+    "n2m1": Preset(n_features=2, n_hidden=1, has_closed_form=True),
+    "n3m2": Preset(n_features=3, n_hidden=2),
+}
+GRID = 8  # cells per axis
+SEEDS = 8  # best of K per cell: at p ≤ 0.02 a seed can end with a dead feature (W_i ≈ 0, b_i < 0)
+STEPS = 5000
+LR = 3e-2  # AdamW without weight decay, batch 1024: at p = 0.01 lr 1e-2 left some seeds short of the optimum after 5000 steps
+BATCH = 1024
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name``; a one-line error lists the others."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset={name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def grid_axes(chosen: Preset, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """The densities and relative importances of a ``grid × grid`` diagram, log-spaced."""
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+        raise ConfigError(f"grid={grid!r}: expected an integer ≥ 2 (cells per axis)")
+    return np.geomspace(*chosen.densities, grid), np.geomspace(*chosen.relative_importances, grid)
+
+
+def importance_vector(chosen: Preset, relative_importance: float) -> list[float]:
+    """Importance 1 for every feature but the extra (last) one, which gets ``r``."""
+    return [1.0] * (chosen.n_features - 1) + [float(relative_importance)]
+
+
+def near_boundary(phases: np.ndarray) -> np.ndarray:
+    """Cells with a neighbour (diagonals included) in another phase, shape of ``phases``.
+
+    Example:
+      >>> near_boundary(np.array([["a", "a", "a"], ["a", "a", "b"]], dtype=object)).tolist()
+      [[False, True, True], [False, True, True]]
+    """
+    phases = np.asarray(phases, dtype=object)
+    rows, cols = phases.shape
+    near = np.zeros(phases.shape, dtype=bool)
+    for i in range(rows):
+        for j in range(cols):
+            block = phases[max(i - 1, 0): i + 2, max(j - 1, 0): j + 2]
+            near[i, j] = bool(np.any(block != phases[i, j]))
+    return near
+
+
+def agreement(trained: np.ndarray, expected: np.ndarray) -> dict[str, float | int]:
+    """How often the trained phase is the closed-form one, everywhere and away from boundaries.
+
+    Returns:
+      ``{"agreement", "agreement_away_from_boundary", "cells_away_from_boundary"}``; the
+      second fraction is NaN when every cell is next to a boundary.
+    """
+    trained, expected = np.asarray(trained, dtype=object), np.asarray(expected, dtype=object)
+    same = trained == expected
+    away = ~near_boundary(expected)
+    return {
+        "agreement": float(same.mean()),
+        "agreement_away_from_boundary": float(same[away].mean()) if away.any() else float("nan"),
+        "cells_away_from_boundary": int(away.sum()),
+    }
+
+
+def sweep_spec(chosen: Preset, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS,
+               seed: int = 0) -> Any:
+    """The diagram as a :class:`toylab.sweeps.SweepSpec`: importance × density, K seeds per cell."""
+    from toylab.sweeps import SweepSpec
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps={steps!r}: expected a positive number of optimizer steps")
+    densities, importances = grid_axes(chosen, grid)
+    return SweepSpec(
+        task="superposition",
+        task_params={"n_features": chosen.n_features, "n_hidden": chosen.n_hidden},
+        axes={"importance": [importance_vector(chosen, r) for r in importances],
+              "feature_probability": [float(p) for p in densities]},
+        seeds=seeds, seed=seed,
+        train={"steps": steps, "batch_size": BATCH, "optimizer": "adamw", "lr": LR, "weight_decay": 0.0,
+               "elicit_steps": 0, "eval_every_steps": max(1, steps // 10)},
+        select={"metric": "loss", "mode": "min"},
+    )
+
+
+def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, seed: int = 0,
+        store: str | Path, backend: str = "local", progress: bool | None = None) -> dict[str, Any]:
+    """Train (or resume, or just read back) a phase diagram and classify every cell.
+
+    Returns:
+      :func:`cells_from_weights`'s summary plus ``preset``, ``densities``,
+      ``relative_importances`` and ``sweep`` (what :func:`toylab.sweeps.run` did).
+    """
+    import toylab
+    from toylab import sweeps
+
+    chosen = preset(name)
+    spec = sweep_spec(chosen, grid=grid, seeds=seeds, steps=steps, seed=seed)
+    done = sweeps.run(spec, store=store, backend=backend, progress=progress)
+    data = toylab.load(store)
+    densities, importances = grid_axes(chosen, grid)
+    best = data.best()
+    if len(best) != grid * grid:
+        missing = grid * grid - len(best)
+        raise ConfigError(f"{missing} of {grid * grid} cells have no finished run in {store} "
+                          f"(failed or diverged: {done.failed + done.diverged} runs); rerun to retry")
+    W = np.zeros((grid, grid, chosen.n_hidden, chosen.n_features))
+    loss, seed_of = np.zeros((grid, grid)), np.zeros((grid, grid), dtype=int)
+    for row in best.itertuples():
+        i, j = row.importance_index, row.feature_probability_index
+        W[i, j] = data.weights(int(row.run))["W"]
+        loss[i, j], seed_of[i, j] = row.loss, row.seed
+    summary = cells_from_weights(chosen, densities, importances, W, loss, seed_of)
+    summary.update(preset=name, densities=densities.tolist(), relative_importances=importances.tolist(),
+                   sweep=done.to_dict())
+    return summary
+
+
+def cells_from_weights(chosen: Preset, densities: np.ndarray, importances: np.ndarray,
+                       best_W: np.ndarray, best_loss: np.ndarray, best_seed: np.ndarray) -> dict[str, Any]:
+    """Classify every cell's best model and compare with the closed form where there is one.
+
+    Args:
+      densities, importances: the grid's axes, shapes (P,) and (R,).
+      best_W: the best seed's weights per cell, shape (R, P, m, n) (row = importance).
+      best_loss, best_seed: its final loss and seed index, shape (R, P).
+
+    Returns:
+      ``{"cells": [...], "phases": (R, P) names, "closed_form": (R, P) names or None}`` plus,
+      with a closed form, :func:`agreement`'s fields. Each cell is ``{"density",
+      "relative_importance", "phase", "closed_form_phase" (n2m1 only), "loss", "seed",
+      "feature_norms"}``.
+    """
+    trained = classify_phase(best_W, extra=-1)  # (R, P)
+    expected = closed_form.closed_form_phase(densities[None, :], importances[:, None]) \
+        if chosen.has_closed_form else None
+    norms = np.linalg.norm(best_W, axis=-2)  # (R, P, n)
+    cells = []
+    for i, r in enumerate(importances):
+        for j, p in enumerate(densities):
+            cell = {"density": float(p), "relative_importance": float(r), "phase": str(trained[i, j])}
+            if expected is not None:
+                cell["closed_form_phase"] = str(expected[i, j])
+            cell.update(loss=float(best_loss[i, j]), seed=int(best_seed[i, j]),
+                        feature_norms=[float(v) for v in norms[i, j]])
+            cells.append(cell)
+    summary: dict[str, Any] = {"cells": cells, "phases": trained, "closed_form": expected}
+    if expected is not None:
+        summary.update(agreement(trained, expected))
+    return summary
+
+
+def default_store(name: str, grid: int, seeds: int, steps: int) -> Path:
+    """``runs/phase-<preset>-g<G>-k<K>-s<N>.sqlite``: the same command finds its own store
+    again (to resume or read back), and another grid gets another store."""
+    return Path("runs") / f"phase-{name}-g{grid}-k{seeds}-s{steps}.sqlite"
+
+
+def write_run(folder: str | Path, summary: dict[str, Any]) -> list[Path]:
+    """Save ``summary.json`` (cells, agreement, the sweep) and the ``phase_<preset>`` figure."""
+    import json
+
+    from toylab.experiments.runs import atomic_write, json_safe
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = preset(summary["preset"])
+    public = {k: v for k, v in summary.items() if k not in ("phases", "closed_form")}
+    written = [atomic_write(folder / "summary.json",
+                            lambda f: f.write(json.dumps(json_safe(public), indent=1).encode()))]
+    written += write_figure(folder, summary["preset"], chosen, np.asarray(summary["densities"]),
+                            np.asarray(summary["relative_importances"]), summary)
+    return written
+
+
+def write_figure(folder: str | Path, name: str, chosen: Preset, densities: np.ndarray,
+                 importances: np.ndarray, summary: dict[str, Any]) -> list[Path]:
+    """The heatmap, with the closed-form boundaries and disagreements where there is a closed form."""
+    title = f"n = {chosen.n_features}, m = {chosen.n_hidden}: best seed per cell"
+    if summary.get("closed_form") is not None:
+        title += f"\n{summary['agreement']:.0%} agree with the closed form"
+    figure = figures.phase_diagram(densities, importances, summary["phases"],
+                                   closed_form=summary.get("closed_form"),
+                                   boundaries=chosen.has_closed_form, title=title)
+    return figures.save(figure, folder, f"phase_{name}")
