@@ -4,23 +4,31 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# One stamp per install, named by pyproject's checksum: an edited pyproject reinstalls.
+CORE   := $(VENV)/.installed-core-$(SUM)
+TESTS  := $(VENV)/.installed-test-$(SUM)
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
+$(CORE): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	$(BIN)/python -m pip install --quiet -e .
+	@rm -f $(VENV)/.installed-core-* && touch $@
 
-demo: $(STAMP)
+# The tests also need PyTorch (real tensors handed to the metrics) and Ray (the sweep backend).
+$(TESTS): $(CORE)
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	@rm -f $(VENV)/.installed-test-* && touch $@
+
+demo: $(CORE)
 	$(BIN)/toylab reproduce intro
 
-test: $(STAMP)
+test: $(TESTS)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(TESTS)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/bench_tms.py
 	$(BIN)/python benchmarks/bench_scurve.py
