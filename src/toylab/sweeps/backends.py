@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 
 from toylab.errors import ConfigError
@@ -57,8 +58,15 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
     owns_connection = not ray_module.is_initialized()
     if owns_connection:
         try:
-            ray_module.init(address=address, include_dashboard=False, logging_level="ERROR",
-                            log_to_driver=False)
+            with warnings.catch_warnings():
+                # A local Ray starts its node processes (GCS, raylet) with subprocess's
+                # fork + exec, whose preexec_fn only masks SIGINT and sets the parent-death
+                # signal before exec: no Python of this process runs on in a child, so JAX's
+                # warning about os.fork in a multithreaded process does not apply. The
+                # workers that run JAX are fresh processes that the raylet starts.
+                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+                ray_module.init(address=address, include_dashboard=False, logging_level="ERROR",
+                                log_to_driver=False)
         except Exception as exc:
             raise ConfigError(f"--address {address or '(local)'}: cannot start or reach Ray "
                               f"({_one_line(exc)})") from None
