@@ -165,7 +165,7 @@ def test_every_metric_takes_feature_axis(name):
 
 
 def test_metrics_take_torch_tensors_that_require_grad():
-    torch = pytest.importorskip("torch")
+    import torch  # the test extra installs it: a missing torch must fail, not skip
     W = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
     tensor = torch.tensor(W, requires_grad=True)
     np.testing.assert_array_equal(metrics.feature_dimensionality(tensor), metrics.feature_dimensionality(W))
@@ -186,7 +186,7 @@ def _same_numbers(a: dict, b: dict) -> None:
 
 
 def test_measure_gives_identical_numbers_for_numpy_jax_torch_and_lists():
-    torch = pytest.importorskip("torch")
+    import torch  # the test extra installs it: a missing torch must fail, not skip
     W = (2.0 * pentagon() + 0.05 * np.random.default_rng(3).standard_normal((2, 5))).astype(np.float32)
 
     class Foreign:  # any array library that speaks numpy's __array__ protocol
@@ -201,7 +201,7 @@ def test_measure_gives_identical_numbers_for_numpy_jax_torch_and_lists():
 
 
 def test_bfloat16_tensors_are_widened():
-    torch = pytest.importorskip("torch")
+    import torch  # the test extra installs it: a missing torch must fail, not skip
     tensor = torch.tensor(pentagon(), dtype=torch.bfloat16)
     assert metrics.measure(tensor)["features_per_dimension_invariant"] == pytest.approx(2.5, rel=1e-2)
 
