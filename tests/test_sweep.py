@@ -136,6 +136,17 @@ def test_cli_bad_options_are_one_error_line(tmp_path):
         assert result.exit_code == 2 and needle in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_an_unreachable_ray_head_fails_in_one_line_and_the_store_resumes_locally(tmp_path):
+    # Nothing listens on port 1: refused at once, where ray.init would retry for minutes.
+    spec, store = write_spec(tmp_path), tmp_path / "s.sqlite"
+    result = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--backend", "ray",
+                                 "--address", "127.0.0.1:1"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "--address 127.0.0.1:1: nothing answers" in lines[0]
+    resumed = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json"])
+    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["done"] == 4
+
+
 # -- running, resuming ----------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 
@@ -57,6 +58,7 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
     ray_module = _import_ray()
     owns_connection = not ray_module.is_initialized()
     if owns_connection:
+        _check_reachable(address)
         try:
             with warnings.catch_warnings():
                 # A local Ray starts its node processes (GCS, raylet) with subprocess's
@@ -98,6 +100,24 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
     finally:
         if owns_connection:
             ray_module.shutdown()
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in one line when nothing listens at ``host:port``.
+
+    ``ray.init(address=...)`` retries an unreachable head for minutes, logging from C++ to
+    stderr; a plain TCP connection answers in milliseconds (refused) or a few seconds.
+    """
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except ValueError:
+        raise ConfigError(f"--address {address}: expected HOST:PORT of a Ray head, e.g. 10.0.0.1:6379") from None
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: nothing answers there ({exc.strerror or exc}); "
+                          "is the Ray head running (ray start --head)?") from None
 
 
 def _import_ray():
