@@ -136,15 +136,16 @@ def test_cli_bad_options_are_one_error_line(tmp_path):
         assert result.exit_code == 2 and needle in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-def test_an_unreachable_ray_head_fails_in_one_line_and_the_store_resumes_locally(tmp_path):
-    # Nothing listens on port 1: refused at once, where ray.init would retry for minutes.
+@pytest.mark.parametrize("address, needle", [
+    ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers"),  # refused at once; ray.init retries for minutes
+    ("nonsense", "--address nonsense: expected HOST:PORT"),
+])
+def test_a_bad_or_unreachable_ray_address_fails_in_one_line_before_any_store(tmp_path, address, needle):
     spec, store = write_spec(tmp_path), tmp_path / "s.sqlite"
-    result = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--backend", "ray",
-                                 "--address", "127.0.0.1:1"])
+    result = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--backend", "ray", "--address", address])
     lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and "--address 127.0.0.1:1: nothing answers" in lines[0]
-    resumed = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json"])
-    assert resumed.exit_code == 0 and json.loads(resumed.stdout)["done"] == 4
+    assert result.exit_code == 2 and len(lines) == 1 and needle in lines[0], result.stderr
+    assert not store.exists()
 
 
 # -- running, resuming ----------------------------------------------------------------------------

@@ -58,7 +58,6 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
     ray_module = _import_ray()
     owns_connection = not ray_module.is_initialized()
     if owns_connection:
-        _check_reachable(address)
         try:
             with warnings.catch_warnings():
                 # A local Ray starts its node processes (GCS, raylet) with subprocess's
@@ -102,8 +101,8 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
             ray_module.shutdown()
 
 
-def _check_reachable(address: str | None) -> None:
-    """Fail in one line when nothing listens at ``host:port``.
+def check_ray_address(address: str | None) -> None:
+    """Fail in one line when ``address`` is not ``HOST:PORT`` or nothing listens there.
 
     ``ray.init(address=...)`` retries an unreachable head for minutes, logging from C++ to
     stderr; a plain TCP connection answers in milliseconds (refused) or a few seconds.

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from toylab.errors import ConfigError
 from toylab.store.db import Store
 from toylab.sweeps import registry
-from toylab.sweeps.backends import BACKENDS, ChunkFailure
+from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address
 from toylab.sweeps.chunks import auto_chunk_size, plan_chunks
 from toylab.sweeps.spec import PlannedRun, SweepSpec, extension_problems, load_spec, spec_changes
 from toylab.sweeps.worker import make_job
@@ -101,6 +101,8 @@ def run(
         raise ConfigError(f"--backend={backend!r}: choose {' or '.join(BACKENDS)}")
     if address and backend != "ray":
         raise ConfigError(f"--address={address!r} needs --backend ray")
+    if backend == "ray":
+        check_ray_address(address)  # before the store is created: a typo leaves nothing behind
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size={chunk_size}: need at least 1 run per chunk")
     if max_attempts < 1:
