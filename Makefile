@@ -32,6 +32,7 @@ bench: $(TESTS)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/bench_tms.py
 	$(BIN)/python benchmarks/bench_scurve.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) runs
