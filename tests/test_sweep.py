@@ -279,3 +279,20 @@ def test_lowrank_task_sweeps_too(tmp_path):
     data = toylab.load(tmp_path / "s.sqlite", arrays=True)
     assert data.arrays[1]["factors/0"].shape == (6, 6)
     assert data.evaluations["singular_values"].iloc[0].shape == (6,)
+
+
+
+def test_the_sweep_bar_moves_while_a_chunk_trains(tmp_path, monkeypatch):
+    from toylab.sweeps import runner as sweep_runner
+
+    fractions: list[float] = []
+    original = sweep_runner._SweepProgress.training
+
+    def spy(self, job, fraction):
+        fractions.append(fraction)
+        original(self, job, fraction)
+
+    monkeypatch.setattr(sweep_runner._SweepProgress, "training", spy)
+    summary = sweeps.run(write_spec(tmp_path), store=tmp_path / "s.sqlite", progress=False)
+    assert summary.chunks == 1 and len(fractions) >= 2
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -110,3 +110,9 @@ def test_initial_params_are_the_weights_training_starts_from():
                      config=TrainConfig(steps=1, batch_size=8, lr=1e-9, optimizer="sgd", elicit_steps=0))
     np.testing.assert_allclose(start["W"], one_step.params["W"], atol=1e-7)
     assert start["W"].shape == (4, 2, 5)
+
+
+def test_a_progress_function_hears_the_steps_done_up_to_the_last():
+    seen: list[int] = []
+    train(superposition(5, 2), CONFIGS[:1], config=SHORT, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == SHORT.steps and len(seen) >= 2

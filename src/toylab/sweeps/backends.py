@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from toylab.errors import ConfigError
 from toylab.store.db import RunOutcome
 from toylab.sweeps.worker import ChunkJob, train_chunk
+from toylab.train.config import TrainConfig
 
 __all__ = ["ChunkFailure", "BACKENDS", "local", "ray"]
 
 Started = Callable[[ChunkJob], None]
+Training = Callable[[ChunkJob, float], None]
 Results = Iterator[tuple[ChunkJob, "list[RunOutcome] | ChunkFailure"]]
 
 
@@ -35,12 +37,18 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
-def local(jobs: Iterable[ChunkJob], *, started: Started, **_: object) -> Results:
-    """Train the chunks one after the other in this process (JAX uses every core for each)."""
+def local(jobs: Iterable[ChunkJob], *, started: Started, training: Training | None = None,
+          **_: object) -> Results:
+    """Train the chunks one after the other in this process (JAX uses every core for each).
+
+    ``training(job, fraction)`` hears how far the chunk in training has come, in [0, 1].
+    """
     for job in jobs:
         started(job)
+        steps = TrainConfig(**job.train).steps
+        on_steps = (lambda done, job=job: training(job, done / steps)) if training else None
         try:
-            outcomes = train_chunk(job)
+            outcomes = train_chunk(job, on_steps)
         except Exception as exc:  # one bad chunk (e.g. out of memory) must not stop the sweep
             yield job, ChunkFailure(f"chunk {job.chunk}: {_one_line(exc)}")
             continue

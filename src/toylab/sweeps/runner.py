@@ -132,7 +132,8 @@ def run(
         failures: list[str] = []
         with _SweepProgress(total, finished_before, len(jobs), enabled=progress) as bar:
             results = BACKENDS[backend](jobs, started=lambda job: db.mark_running(job.chunk),
-                                        address=address, max_attempts=max_attempts)
+                                        training=bar.training, address=address,
+                                        max_attempts=max_attempts)
             for job, outcome in results:
                 if isinstance(outcome, ChunkFailure):
                     db.fail_chunk(job.chunk, outcome.message)
@@ -190,13 +191,20 @@ class _SweepProgress:
             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
             disable=not enabled or chunks == 0)
         self._task = self._progress.add_task("sweep", total=total, completed=finished)
+        self._finished = finished
 
     def __enter__(self) -> _SweepProgress:
         self._progress.start()
         return self
 
+    def training(self, job, fraction: float) -> None:
+        """The chunk in training is ``fraction`` done: its runs count that much (a chunk of
+        hundreds of runs would otherwise hold the bar still until it ends)."""
+        self._progress.update(self._task, completed=self._finished + fraction * job.size)
+
     def advance(self, runs: int) -> None:
-        self._progress.advance(self._task, runs)
+        self._finished += runs
+        self._progress.update(self._task, completed=self._finished)
 
     def __exit__(self, *exc) -> None:
         self._progress.stop()

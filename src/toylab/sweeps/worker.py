@@ -62,12 +62,15 @@ def make_job(chunk: int, runs: Sequence[StoredRun], *, task: str, seed: int) -> 
         factory=registry.task_factory(task))
 
 
-def train_chunk(job: ChunkJob) -> list[RunOutcome]:
-    """Train every run of ``job`` side by side; one outcome per run, in ``job.runs`` order."""
+def train_chunk(job: ChunkJob, on_steps: Callable[[int], None] | None = None) -> list[RunOutcome]:
+    """Train every run of ``job`` side by side; one outcome per run, in ``job.runs`` order.
+
+    ``on_steps(steps_done)`` is called as training advances (the local backend's progress).
+    """
     _use_compilation_cache()
     task = registry.build_task(job.task, job.task_params, job.factory)
     result = train(task, job.configs, seeds=job.seeds, seed=job.seed,
-                   config=TrainConfig(**job.train), progress=False)
+                   config=TrainConfig(**job.train), progress=on_steps or False)
     return [_outcome(result, index, run) for index, run in enumerate(job.runs)]
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["LazyProgress"]
+__all__ = ["LazyProgress", "StepCallback"]
 
 # Runs expected to finish sooner than this print nothing: a flash of a bar is noise.
 _SHOW_AFTER_SECONDS = 2.0
@@ -46,3 +47,20 @@ class LazyProgress:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class StepCallback:
+    """LazyProgress's interface around a caller's ``on_steps(steps_done)``: no bar of its own."""
+
+    def __init__(self, on_steps: Callable[[int], None]):
+        self.on_steps = on_steps
+
+    def __enter__(self) -> StepCallback:
+        return self
+
+    def update(self, step: int, *, loss: float, eta_seconds: float) -> None:
+        del loss, eta_seconds
+        self.on_steps(step)
+
+    def __exit__(self, *exc) -> None:
+        pass

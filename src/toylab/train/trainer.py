@@ -21,7 +21,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -33,7 +33,7 @@ from toylab.errors import ConfigError
 from toylab.tasks.base import Params, PyTree, Task
 from toylab.train.config import TrainConfig
 from toylab.train.optim import make_optimizer
-from toylab.train.progress import LazyProgress
+from toylab.train.progress import LazyProgress, StepCallback
 from toylab.train.schedule import EvalPoint, next_evaluation
 
 __all__ = ["Instance", "Evaluation", "TrainResult", "train", "initial_params"]
@@ -127,7 +127,7 @@ def train(
     seeds: int | Iterable[int] = 1,
     seed: int = 0,
     config: TrainConfig | None = None,
-    progress: bool | None = None,
+    progress: bool | None | Callable[[int], None] = None,
 ) -> TrainResult:
     """Train every (config, seed index) pair of ``task`` side by side.
 
@@ -137,7 +137,9 @@ def train(
       seeds: a count K (seed indices 0..K−1) or explicit seed indices, for every config.
       seed: the base seed.
       config: optimizer, steps and evaluation schedule; defaults to :class:`TrainConfig`.
-      progress: show a progress bar on stderr; ``None`` shows one when the run is long.
+      progress: show a progress bar on stderr; ``None`` shows one when the run is long; or a
+        function called with the number of steps done after each compiled segment (a caller's
+        own progress display, e.g. a sweep's).
 
     Returns:
       A :class:`TrainResult`; instance ``i`` is config ``i // len(seeds)``, seed ``i % len(seeds)``.
@@ -220,7 +222,7 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
     # -- 4. evaluation cadence: run compiled segments up to each planned evaluation --------------
     record(EvalPoint(0, "init"), state[0])
     step, segment_steps, last_eval_time = 0, 1, time.perf_counter()
-    with LazyProgress(config.steps, enabled=progress) as bar:
+    with (StepCallback(progress) if callable(progress) else LazyProgress(config.steps, enabled=progress)) as bar:
         while (planned := next_evaluation(evaluations[-1].step, config.steps,
                                           compute_factor=config.compute_factor,
                                           every_steps=config.eval_every_steps)):
