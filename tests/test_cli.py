@@ -119,3 +119,17 @@ def test_measure_picks_one_matrix_of_a_stack_by_index(tmp_path):
     for flags, message in ((["--index", "3"], "--index 3: "), ([], "pick one with --index I")):
         result = runner.invoke(app, ["measure", str(tmp_path / "weights.npz"), *flags])
         assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_reproduce_intro_trains_into_a_store_and_reads_it_back(tmp_path):
+    args = ["reproduce", "intro", "--seeds", "2", "--steps", "100", "--store", str(tmp_path / "intro.sqlite"),
+            "--out", str(tmp_path / "out"), "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    payload = json.loads(first.stdout)
+    assert len(payload["instances"]) == 20 and len(payload["best"]) == 10
+    assert (tmp_path / "intro.sqlite").exists() and (tmp_path / "out" / "feature_vectors.png").exists()
+    again = runner.invoke(app, args)  # a finished store: read back, nothing trained
+    assert again.exit_code == 0 and json.loads(again.stdout)["best"] == payload["best"]
+    refused = runner.invoke(app, ["reproduce", "scurves", "--store", str(tmp_path / "x.sqlite")])
+    assert refused.exit_code == 2 and "only the intro study" in refused.stderr

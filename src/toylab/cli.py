@@ -194,6 +194,8 @@ def reproduce(
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    store: Annotated[Path | None, typer.Option(
+        help="intro: its results store (default: runs/intro-k<seeds>-s<steps>.sqlite); rerun to resume")] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<study>-<time>)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")] = False,
 ) -> None:
@@ -204,7 +206,9 @@ def reproduce(
     if study not in STUDIES:
         _fail(f"unknown study {study!r}; available: {', '.join(sorted(STUDIES))}")
     module = STUDIES[study]
-    options = {k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
+    options = {k: v for k, v in {"seeds": seeds, "steps": steps, "store": store}.items() if v is not None}
+    if store is not None and study != "intro":
+        _fail(f"--store {store}: only the intro study trains as a sweep into a store")
     try:
         result = module.run(seed=seed, **options)
     except ConfigError as exc:
@@ -272,7 +276,7 @@ def phase(
     from toylab.experiments import phase as study
 
     try:
-        path = store or study.default_store(preset, grid, seeds, steps)
+        path = store or study.default_store(preset, grid, seeds, steps, seed)
         study.preset(preset)  # an unknown preset fails before a store is created
         path.parent.mkdir(parents=True, exist_ok=True)
         summary = study.run(preset, grid=grid, seeds=seeds, steps=steps, seed=seed, store=path, backend=backend)

@@ -14,16 +14,20 @@ orthogonal axes and the rest dropped; as features get sparser the model packs mo
 the plane: first antipodal pairs, then, at the sparsest settings, all five features as a
 pentagon (D_i ≈ 2/5 each, 2.5 features per dimension).
 
+The 80 runs train as one sweep into the embedded results store (SQLite,
+``runs/intro-k<seeds>-s<steps>.sqlite`` unless ``--store`` says otherwise): an interrupted run
+resumes where it stopped, and a finished one is read back without training.
+
 Runtime: about a minute on 2 CPU cores (80 instances train side by side).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from toylab.errors import validated
 from toylab.experiments import tms
 
 # The paper's setting; each value is what its figure used.
@@ -35,13 +39,37 @@ SEEDS = 8  # best of 8 per probability: local minima are common at high sparsity
 TRAIN = tms.TrainConfig(steps=10_000, batch_size=1024, optimizer="adamw", lr=1e-3)
 
 
-def run(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps, progress: bool | None = None):
-    """Train the introduction experiment; returns the :class:`toylab.train.TrainResult`."""
-    return tms.run(
-        n_features=N_FEATURES, n_hidden=N_HIDDEN, feature_probability=FEATURE_PROBABILITY,
-        importance=IMPORTANCE, seeds=seeds, seed=seed,
-        train_config=validated(tms.TrainConfig, **{**TRAIN.model_dump(), "steps": steps}), progress=progress,
-    )
+def sweep_spec(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps):
+    """The experiment as a :class:`toylab.sweeps.SweepSpec`: probabilities × seeds."""
+    from toylab.sweeps import SweepSpec
+
+    return SweepSpec(task="superposition", task_params={"n_features": N_FEATURES, "n_hidden": N_HIDDEN},
+                     fixed={"importance": IMPORTANCE}, axes={"feature_probability": list(FEATURE_PROBABILITY)},
+                     seeds=seeds, seed=seed, train={**TRAIN.model_dump(exclude_unset=True), "steps": steps})
+
+
+def default_store(*, seeds: int = SEEDS, steps: int = TRAIN.steps, seed: int = 0) -> Path:
+    """``runs/intro-k<seeds>-s<steps>[-seed<S>].sqlite``: the same command finds its store again."""
+    return Path("runs") / f"intro-k{seeds}-s{steps}{f'-seed{seed}' if seed else ''}.sqlite"
+
+
+def run(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps, progress: bool | None = None,
+        store: str | Path | None = None):
+    """Train (or resume, or read back) the introduction experiment in a results store.
+
+    Returns:
+      The :class:`toylab.train.TrainResult` of all its runs, as :func:`toylab.experiments.tms.run`
+      would return it: the same weights, bit for bit, when the sweep trains in one chunk (the
+      80 runs always fit), else up to float rounding.
+    """
+    import toylab
+    from toylab import sweeps
+
+    path = Path(store) if store is not None else default_store(seeds=seeds, steps=steps, seed=seed)
+    spec = sweep_spec(seeds=seeds, seed=seed, steps=steps)  # bad values fail before a store exists
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweeps.run(spec, store=path, progress=progress)
+    return toylab.load(path).train_result()
 
 
 def describe() -> dict[str, Any]:

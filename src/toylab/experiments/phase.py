@@ -207,10 +207,10 @@ def cells_from_weights(chosen: Preset, densities: np.ndarray, importances: np.nd
     return summary
 
 
-def default_store(name: str, grid: int, seeds: int, steps: int) -> Path:
-    """``runs/phase-<preset>-g<G>-k<K>-s<N>.sqlite``: the same command finds its own store
-    again (to resume or read back), and another grid gets another store."""
-    return Path("runs") / f"phase-{name}-g{grid}-k{seeds}-s{steps}.sqlite"
+def default_store(name: str, grid: int, seeds: int, steps: int, seed: int = 0) -> Path:
+    """``runs/phase-<preset>-g<G>-k<K>-s<N>[-seed<S>].sqlite``: the same command finds its own
+    store again (to resume or read back), and another grid gets another store."""
+    return Path("runs") / f"phase-{name}-g{grid}-k{seeds}-s{steps}{f'-seed{seed}' if seed else ''}.sqlite"
 
 
 def write_run(folder: str | Path, summary: dict[str, Any]) -> list[Path]:

@@ -73,6 +73,65 @@ class SweepData:
         """Array ``name`` of each of ``runs``, stacked: shape ``(len(runs), ...)``."""
         return np.stack([self.weights(int(run))[name] for run in runs])
 
+    def train_result(self):
+        """The whole sweep as one :class:`toylab.train.TrainResult`, as if one ``train`` call
+        had trained every run: instances grid point by grid point, seeds inside, weights
+        stacked, and the evaluation history from the store. Everything written for a
+        ``TrainResult`` (summaries, figures) then works on a store.
+
+        Raises:
+          ConfigError: a run is not done (diverged, failed or unfinished: no weights), or the
+            runs differ in task parameters or train settings (a sweep over ``train.*`` or
+            ``task.*``), or their evaluations fell at different steps.
+        """
+        import jax
+
+        from toylab.sweeps import registry
+        from toylab.sweeps.worker import leaf_name
+        from toylab.train import TrainConfig
+        from toylab.train.trainer import Evaluation, Instance, TrainResult
+
+        runs = self.runs.sort_values(["cell", "seed"])
+        unfinished = runs[runs["status"] != "done"]
+        if len(unfinished):
+            raise ConfigError(f"{self.path}: {len(unfinished)} runs are not done "
+                              f"({', '.join(sorted(set(unfinished['status'])))}); rerun the sweep first")
+        for column in ("task_params", "train"):
+            if len({json.dumps(value, sort_keys=True) for value in runs[column]}) > 1:
+                raise ConfigError(f"{self.path}: the runs differ in {column}; one TrainResult holds one setting")
+        task = registry.build_task(self.spec["task"], runs["task_params"].iloc[0])
+        ids = [int(run) for run in runs["run"]]
+
+        # Weights: the names flat_params gave each leaf, back into the task's own pytree.
+        structure = jax.eval_shape(task.init, jax.random.key(0), task.hyper(runs["config"].iloc[0]))
+        paths, treedef = jax.tree_util.tree_flatten_with_path(structure)
+        names = [leaf_name(path) for path, _ in paths]
+        params = jax.tree_util.tree_unflatten(treedef, [self.stack(name, ids) for name in names])
+
+        connection = connect_readonly(self.path)
+        try:
+            rows = connection.execute("SELECT run, step, trigger, flops, compute, wall_time, raw, elicited "
+                                      "FROM evaluations ORDER BY run, step").fetchall()
+        finally:
+            connection.close()
+        by_run: dict[int, list[tuple]] = {}
+        for row in rows:
+            by_run.setdefault(row[0], []).append(row)
+        steps = {tuple(r[1] for r in by_run.get(run, [])) for run in ids}
+        if len(steps) != 1:
+            raise ConfigError(f"{self.path}: the runs were evaluated at different steps")
+        evaluations = []
+        for k, (_, step, trigger, flops, compute, wall_time, _, _) in enumerate(by_run[ids[0]]):
+            raw = [json.loads(by_run[run][k][6]) for run in ids]
+            elicited = [json.loads(by_run[run][k][7]) for run in ids]
+            evaluations.append(Evaluation(
+                step=step, trigger=trigger, flops=flops, compute=compute, wall_time=wall_time,
+                raw={name: np.asarray([r[name] for r in raw], dtype=float) for name in raw[0]},
+                elicited={name: np.asarray([e[name] for e in elicited], dtype=float) for name in elicited[0]}))
+        return TrainResult(task=task, config=TrainConfig(**runs["train"].iloc[0]),
+                           instances=[Instance(config=c, seed=int(s)) for c, s in zip(runs["config"], runs["seed"])],
+                           params=params, evaluations=evaluations)
+
 
 def load(path: str | Path, *, arrays: bool = False) -> SweepData:
     """Read the store at ``path`` (read-only; safe while a sweep is writing it).

@@ -22,7 +22,7 @@ from toylab.sweeps import registry
 from toylab.tasks.base import Task
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["ChunkJob", "make_job", "train_chunk", "flat_params"]
+__all__ = ["ChunkJob", "make_job", "train_chunk", "flat_params", "leaf_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,12 @@ def train_chunk(job: ChunkJob, on_steps: Callable[[int], None] | None = None) ->
 def flat_params(params: Any) -> dict[str, np.ndarray]:
     """A parameter pytree as ``{"W": ..., "factors/0": ...}``: names a weight file can hold."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
-    return {"/".join(_key_name(k) for k in path): np.asarray(leaf) for path, leaf in leaves}
+    return {leaf_name(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+def leaf_name(path: Sequence[Any]) -> str:
+    """The name :func:`flat_params` gives the leaf at a pytree ``path``: ``"factors/0"``."""
+    return "/".join(_key_name(key) for key in path)
 
 
 def _key_name(key: Any) -> str:
