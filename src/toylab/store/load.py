@@ -25,6 +25,9 @@ from toylab.store.files import arrays_folder, read_arrays
 
 __all__ = ["load", "SweepData"]
 
+# The columns of SweepData.evaluations that are not metrics.
+_EVALUATION_FIELDS = ("run", "step", "trigger", "flops", "compute", "wall_time")
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepData:
@@ -108,26 +111,23 @@ class SweepData:
         names = [leaf_name(path) for path, _ in paths]
         params = jax.tree_util.tree_unflatten(treedef, [self.stack(name, ids) for name in names])
 
-        connection = connect_readonly(self.path)
-        try:
-            rows = connection.execute("SELECT run, step, trigger, flops, compute, wall_time, raw, elicited "
-                                      "FROM evaluations ORDER BY run, step").fetchall()
-        finally:
-            connection.close()
-        by_run: dict[int, list[tuple]] = {}
-        for row in rows:
-            by_run.setdefault(row[0], []).append(row)
-        steps = {tuple(r[1] for r in by_run.get(run, [])) for run in ids}
-        if len(steps) != 1:
+        # The evaluations were read by load(): one row per (run, step), metrics as columns.
+        columns = [c for c in self.evaluations.columns if c not in _EVALUATION_FIELDS]
+        elicited_names = [c for c in columns if c.startswith("elicited_")]
+        raw_names = [c for c in columns if c not in elicited_names]
+        by_run = {run: rows.sort_values("step") for run, rows in self.evaluations.groupby("run")}
+        if len({tuple(by_run[run]["step"]) if run in by_run else () for run in ids}) != 1:
             raise ConfigError(f"{self.path}: the runs were evaluated at different steps")
+
+        def stacked(k: int, name: str) -> np.ndarray:
+            return np.stack([np.asarray(by_run[run][name].iloc[k], dtype=float) for run in ids])
+
         evaluations = []
-        for k, (_, step, trigger, flops, compute, wall_time, _, _) in enumerate(by_run[ids[0]]):
-            raw = [json.loads(by_run[run][k][6]) for run in ids]
-            elicited = [json.loads(by_run[run][k][7]) for run in ids]
+        for k, first in enumerate(by_run[ids[0]].itertuples(index=False)):
             evaluations.append(Evaluation(
-                step=step, trigger=trigger, flops=flops, compute=compute, wall_time=wall_time,
-                raw={name: np.asarray([r[name] for r in raw], dtype=float) for name in raw[0]},
-                elicited={name: np.asarray([e[name] for e in elicited], dtype=float) for name in elicited[0]}))
+                step=int(first.step), trigger=first.trigger, flops=first.flops, compute=first.compute,
+                wall_time=first.wall_time, raw={name: stacked(k, name) for name in raw_names},
+                elicited={name.removeprefix("elicited_"): stacked(k, name) for name in elicited_names}))
         return TrainResult(task=task, config=TrainConfig(**runs["train"].iloc[0]),
                            instances=[Instance(config=c, seed=int(s)) for c, s in zip(runs["config"], runs["seed"])],
                            params=params, evaluations=evaluations)
