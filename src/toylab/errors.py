@@ -1,8 +1,15 @@
-"""One error type for bad input, with messages that fit on one line.
+"""toylab's errors: one hierarchy, with messages that fit on one line.
 
-Every check on user input (CLI flags, config files, arrays handed to a metric) raises
-:class:`ConfigError`, a ``ValueError`` whose message names the offending value, says what was
-expected and, where there is one, the fix. The CLI prints it as a single ``error: ...`` line.
+Every error toylab raises on purpose is a :class:`ToylabError`; the CLI prints any of them as a
+single ``error: ...`` line and exits with status 2. The message names the offending value, says
+what was expected and, where there is one, the fix.
+
+- :class:`ConfigError`: bad input from a user (CLI flags, configs, sweep specs, arrays handed to
+  a metric or a figure). A ``ValueError`` too, so ``except ValueError`` keeps working.
+- :class:`StoreError`: a store file that cannot be used as asked (not a toylab store, damaged,
+  holding a different sweep).
+- :class:`TaskError`: a task that breaks the :class:`toylab.tasks.Task` contract, or a task
+  reference (``"module:factory"``, ``"file.py:factory"``) that does not lead to one.
 """
 
 from __future__ import annotations
@@ -11,13 +18,25 @@ from typing import Any, TypeVar
 
 import pydantic
 
-__all__ = ["ConfigError", "validated"]
+__all__ = ["ToylabError", "ConfigError", "StoreError", "TaskError", "validated"]
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 
-class ConfigError(ValueError):
+class ToylabError(Exception):
+    """Base of every error toylab raises on purpose: the message is one line for a user."""
+
+
+class ConfigError(ToylabError, ValueError):
     """Bad input from a user: the message is one line that names the value."""
+
+
+class StoreError(ConfigError):
+    """A store file that cannot be used as asked: foreign, damaged, or holding another sweep."""
+
+
+class TaskError(ConfigError):
+    """A task that breaks the Task contract, or a task reference that does not lead to one."""
 
 
 def _describe(error: dict[str, Any]) -> str:
