@@ -8,6 +8,8 @@ what was expected and, where there is one, the fix.
   a metric or a figure). A ``ValueError`` too, so ``except ValueError`` keeps working.
 - :class:`StoreError`: a store file that cannot be used as asked (not a toylab store, damaged,
   holding a different sweep).
+- :class:`Interrupted`: a run stopped by Ctrl-C; the message says what was kept and how to
+  resume. The CLI prints it as one line and exits with status 130, as a shell expects.
 - :class:`TaskError`: a task that breaks the :class:`toylab.tasks.Task` contract, or a task
   reference (``"module:factory"``, ``"file.py:factory"``) that does not lead to one.
 """
@@ -18,7 +20,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-__all__ = ["ToylabError", "ConfigError", "StoreError", "TaskError", "validated"]
+__all__ = ["ToylabError", "ConfigError", "StoreError", "TaskError", "Interrupted", "validated"]
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -37,6 +39,10 @@ class StoreError(ConfigError):
 
 class TaskError(ConfigError):
     """A task that breaks the Task contract, or a task reference that does not lead to one."""
+
+
+class Interrupted(ToylabError):
+    """Ctrl-C stopped a run; the message says what was kept and how to resume (e.g. a store)."""
 
 
 def _describe(error: dict[str, Any]) -> str:
