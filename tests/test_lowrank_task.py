@@ -44,7 +44,7 @@ def test_mse_loss_is_half_the_squared_frobenius_error():
     Z = np.asarray(params["factors"][0] @ params["factors"][1])
     expected = 0.5 * np.sum((np.asarray(hyper["target"]) - Z) ** 2)
     assert float(task.exact_loss(params, hyper)) == pytest.approx(expected, rel=1e-5)
-    assert float(task.loss(params, task.sample(jax.random.key(0), hyper, 1), hyper)) == pytest.approx(expected, rel=1e-5)
+    assert float(task.loss(params, jax.random.key(0), hyper)) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["ce", "ce-rows"])
@@ -81,7 +81,7 @@ def test_minibatch_losses_are_unbiased_estimates_of_the_exact_loss(loss):
     task = lowrank(d=6, loss=loss, entries_per_step=64)
     hyper, params = _setup(task, {"rank": 2, "init_scale": 0.6})
     keys = jax.random.split(jax.random.key(1), 4000)
-    estimates = jax.vmap(lambda k: task.loss(params, task.sample(k, hyper, 1), hyper))(keys)
+    estimates = jax.vmap(lambda k: task.loss(params, k, hyper))(keys)
     exact = float(task.exact_loss(params, hyper))
     standard_error = float(np.std(estimates) / np.sqrt(len(estimates)))
     assert abs(float(np.mean(estimates)) - exact) < 4 * standard_error + 1e-6
@@ -91,9 +91,9 @@ def test_minibatch_losses_are_unbiased_estimates_of_the_exact_loss(loss):
 def test_aligned_balanced_init_starts_every_mode_at_eps_to_the_n(components):
     task = lowrank(d=6, components=components, init="aligned")
     hyper, params = _setup(task, {"singular_values": [3.0, 1.0], "init_scale": 0.2})
-    strengths = task.metrics(params, hyper)["mode_strength"]
+    strengths = task.metrics(params, hyper, None)["mode_strength"]
     np.testing.assert_allclose(strengths, 0.2**components, rtol=1e-5)
-    np.testing.assert_allclose(task.metrics(params, hyper)["alignment"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(task.metrics(params, hyper, None)["alignment"], 1.0, atol=1e-5)
 
 
 def test_random_init_has_entries_of_standard_deviation_eps():
@@ -120,9 +120,8 @@ def test_task_functions_are_clean_under_jit_with_strict_promotion():
     hyper = jax.tree.map(jnp.asarray, task.hyper({"rank": 2}))
     with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
         params = jax.jit(task.init)(jax.random.key(0), hyper)
-        batch = jax.jit(task.sample, static_argnums=2)(jax.random.key(1), hyper, 1)
-        loss, _ = jax.jit(jax.value_and_grad(task.loss))(params, batch, hyper)
-        measured = jax.jit(task.metrics)(params, hyper)
+        loss, _ = jax.jit(jax.value_and_grad(task.loss))(params, jax.random.key(1), hyper)
+        measured = jax.jit(task.metrics)(params, hyper, jax.random.key(2))
     assert np.isfinite(loss) and measured["mode_strength"].shape == (5,)
     assert measured["overlaps"].shape == (5, 5)  # (learned vectors, target modes)
 

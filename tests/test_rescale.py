@@ -181,7 +181,7 @@ def test_digits_split_is_fixed_by_its_seed_and_disjoint():
 
 def test_classifier_task_is_bias_free_and_checks_its_settings():
     task = mlp_classifier(digits(), n_hidden=8)
-    params = task.init(jax.random.key(0), task.hyper({}))
+    params = task.init(jax.random.key(0), task.hyper({}), data=task.data)
     assert set(params) == {"W_in", "W_out"}  # no biases: the homogeneity the check relies on
     with pytest.raises(ConfigError, match="n_hidden=0"):
         mlp_classifier(digits(), n_hidden=0)

@@ -14,6 +14,7 @@ from toylab.errors import ConfigError
 from toylab.store import Store
 from toylab.store.files import arrays_folder, read_arrays
 from toylab.sweeps import registry
+from toylab.train import TrainConfig
 from toylab.sweeps.chunks import auto_chunk_size, bytes_per_instance, plan_chunks
 from toylab.tasks import superposition
 
@@ -121,10 +122,10 @@ def test_a_chunk_that_fails_is_marked_failed_and_the_rest_finish(tmp_path, monke
 
 def test_chunk_size_follows_memory_and_chunks_are_rectangles_of_equal_size():
     task = superposition(5, 2)
-    per_instance = bytes_per_instance(task, {"feature_probability": 0.1}, 1024)
+    per_instance = bytes_per_instance(task, {"feature_probability": 0.1}, TrainConfig(batch_size=1024))
     assert per_instance == 10 * (2 * 5 + 5) * 4 + 8 * 1024 * 5 * 4 + 2 * 5 * 4
-    assert auto_chunk_size(task, {"feature_probability": 0.1}, 1024, memory_bytes=8 * 100 * per_instance) == 100
-    assert auto_chunk_size(task, {"feature_probability": 0.1}, 1024, memory_bytes=1) == 1
+    assert auto_chunk_size(task, {"feature_probability": 0.1}, TrainConfig(batch_size=1024), memory_bytes=8 * 100 * per_instance) == 100
+    assert auto_chunk_size(task, {"feature_probability": 0.1}, TrainConfig(batch_size=1024), memory_bytes=1) == 1
     spec = sweeps.SweepSpec(task="superposition", axes={"feature_probability": [0.1, 0.2, 0.3, 0.4, 0.5]}, seeds=3)
     sizes = {}
     for run, chunk in plan_chunks(spec.runs(), lambda run: 7):

@@ -111,7 +111,7 @@ def test_every_task_function_is_clean_under_jit_with_strict_promotion(variant):
         params = jax.jit(task.init)(jax.random.key(0), hyper)
         x = jax.jit(task.sample, static_argnums=2)(jax.random.key(1), hyper, 32)
         loss, grads = jax.jit(jax.value_and_grad(task.loss))(params, x, hyper)
-        measured = jax.jit(task.metrics)(params, hyper)
+        measured = jax.jit(task.metrics)(params, hyper, jax.random.key(2))
     assert x.shape == (32, 6) and x.dtype == jnp.float32
     assert loss.shape == () and np.isfinite(loss)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))

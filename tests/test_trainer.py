@@ -83,7 +83,7 @@ def test_a_new_task_plugs_in_without_changing_the_trainer():
         sample=sample,
         loss=lambda p, batch, hyper: jnp.mean((batch[0] @ p["w"] - batch[1]) ** 2),
         flops_per_step=lambda batch_size: 18.0 * batch_size,
-        metrics=lambda p, hyper: {"error": jnp.linalg.norm(p["w"] - target)},
+        metrics=lambda p, hyper, key: {"error": jnp.linalg.norm(p["w"] - target)},
     )
     result = train(task, [{"noise": 0.0}, {"noise": 0.1}],
                    config=TrainConfig(steps=500, batch_size=32, lr=0.05, optimizer="adam", elicit_steps=2))

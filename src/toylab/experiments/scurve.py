@@ -91,7 +91,7 @@ def run(
         targets = [{"rank": int(k)} for k in ([rank] if np.ndim(rank) == 0 else rank)]
     configs = [{**t, "init_scale": float(eps)} for t in targets for eps in scales]
     config = validated(
-        TrainConfig, steps=steps, batch_size=1, lr=lr, weight_decay=weight_decay,
+        TrainConfig, steps=steps, lr=lr, weight_decay=weight_decay,
         optimizer="sgd" if optimizer in ("gd", "sgd") else optimizer, elicit_steps=0,
         eval_every_steps=eval_every or max(1, steps // MIN_EVALUATIONS))
     return train(task, configs, seeds=seeds, seed=seed, config=config, progress=progress)

@@ -28,6 +28,9 @@ import jax
 import numpy as np
 
 from toylab.sweeps.spec import PlannedRun
+from toylab.tasks.base import bind_data
+from toylab.train.config import TrainConfig
+from toylab.train.trainer import batch_bytes
 
 __all__ = ["MAX_CHUNK", "bytes_per_instance", "auto_chunk_size", "plan_chunks"]
 
@@ -43,19 +46,21 @@ def _nbytes(tree) -> int:
     return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(tree))
 
 
-def bytes_per_instance(task, config, batch_size: int) -> int:
-    """Estimated memory of one training instance of ``task`` with ``config`` (rule step 1)."""
+def bytes_per_instance(task, config, train_config: TrainConfig) -> int:
+    """Estimated memory of one training instance of ``task`` with ``config`` (rule step 1).
+
+    A task's shared ``data`` is held once per chunk, not per instance, so it is not counted.
+    """
     hyper = task.hyper(config)
-    key = jax.random.key(0)
-    params = jax.eval_shape(task.init, key, hyper)
-    batch = jax.eval_shape(lambda k, h: task.sample(k, h, batch_size), key, hyper)
-    return _PARAM_COPIES * _nbytes(params) + _BATCH_COPIES * _nbytes(batch) + _nbytes(hyper)
+    params = jax.eval_shape(bind_data(task, task.data).init, jax.random.key(0), hyper)
+    batch = batch_bytes(task, config, train_config)
+    return _PARAM_COPIES * _nbytes(params) + _BATCH_COPIES * batch + _nbytes(hyper)
 
 
-def auto_chunk_size(task, config, batch_size: int, memory_bytes: int | None = None) -> int:
+def auto_chunk_size(task, config, train_config: TrainConfig, memory_bytes: int | None = None) -> int:
     """Rule steps 1–2: how many instances of ``task`` train in one call on this machine."""
     memory_bytes = memory_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    per_instance = bytes_per_instance(task, config, batch_size)
+    per_instance = bytes_per_instance(task, config, train_config)
     return int(np.clip(memory_bytes // _MEMORY_SHARE // max(per_instance, 1), 1, MAX_CHUNK))
 
 

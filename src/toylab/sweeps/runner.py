@@ -176,7 +176,7 @@ def _chunk_sizer(spec: SweepSpec, chunk_size: int | None):
 
     def from_memory(run: PlannedRun) -> int:
         task = registry.build_task(spec.task, run.task_params)
-        return auto_chunk_size(task, run.config, run.train.batch_size)
+        return auto_chunk_size(task, run.config, run.train)
 
     return from_memory
 

@@ -60,6 +60,7 @@ from toylab.errors import ConfigError, _describe, validated
 from toylab.sweeps import registry
 from toylab.tasks.base import Task
 from toylab.train.config import TrainConfig
+from toylab.train.trainer import evaluation_shapes
 
 __all__ = ["SweepSpec", "Selection", "PlannedRun", "load_spec", "canonical_json", "spec_changes",
            "extension_problems"]
@@ -217,10 +218,8 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
 
     def _check_selection(self, task: Task, runs: list[PlannedRun]) -> None:
         # The metric names exist before any training: trace the task's metrics on shapes only.
-        hyper = task.hyper(runs[0].config)
-        params = jax.eval_shape(task.init, jax.random.key(0), hyper)
-        shapes = jax.eval_shape(task.metrics, params, hyper)
-        scalars = ["loss"] + [name for name, shape in shapes.items() if shape.shape == ()]
+        shapes = evaluation_shapes(task, runs[0].config, runs[0].train)
+        scalars = [name for name, shape in shapes.items() if shape.shape == ()]
         if any(run.train.elicit_steps for run in runs):
             scalars += [f"elicited_{name}" for name in scalars]
         if self.select.metric not in scalars:

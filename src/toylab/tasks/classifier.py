@@ -1,6 +1,6 @@
 """A bias-free ReLU network with a softmax output, trained on a real data set that ships in a package.
 
-SPEC S2 (the seed's critique of "features per dimension"): in such a network, multiplying a
+The rescaling check on "features per dimension" (Elhage et al. 2022): in such a network, multiplying a
 layer's weights by ``c > 0`` leaves every classification unchanged, because ReLU is positively
 homogeneous (``ReLU(c z) = c ReLU(z)``), there are no biases to break the homogeneity, and
 softmax (and argmax) keep the order of their inputs. This file is that network, as a
@@ -14,6 +14,8 @@ Model, for one example ``x`` with ``n_inputs`` pixels::
 
 Loss: mean cross-entropy ``−log p_y`` over a minibatch drawn (with replacement) from the
 training split; the trainer's evaluations use the exact loss over the whole training split.
+The data set is the task's shared ``data``: every instance reads the same arrays, which the
+trainer hands to the compiled loop once.
 
 Data: scikit-learn's handwritten digits (``sklearn.datasets.load_digits``: 1,797 8×8 images,
 10 classes; the file is inside the package, nothing is downloaded). scikit-learn is used for
@@ -25,7 +27,7 @@ Example:
     >>> data.x_train.shape, data.x_test.shape, data.n_classes
     ((1348, 61), (449, 61), 10)
     >>> task = mlp_classifier(data, n_hidden=16)
-    >>> params = task.init(jax.random.key(0), task.hyper({}))
+    >>> params = task.init(jax.random.key(0), task.hyper({}), data=task.data)
     >>> params["W_in"].shape, params["W_out"].shape
     ((16, 61), (10, 16))
 """
@@ -124,43 +126,42 @@ def mlp_classifier(dataset: Dataset, n_hidden: int = 32) -> Task:
     if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden < 1:
         raise ConfigError(f"n_hidden={n_hidden!r}: expected a whole number ≥ 1 of hidden units")
     n_inputs, n_classes = int(dataset.x_train.shape[1]), dataset.n_classes
-    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-    x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+    shared = {name: np.asarray(getattr(dataset, name)) for name in ("x_train", "y_train", "x_test", "y_test")}
 
     def hyper(config: Mapping[str, Any]) -> dict[str, Array]:
         validated(_NoHyper, **config)
         return {}
 
-    def init(key: jax.Array, hyper: dict[str, Array]) -> dict[str, Array]:
-        del hyper
+    def init(key: jax.Array, hyper: dict[str, Array], data) -> dict[str, Array]:
+        del hyper, data
         key_in, key_out = jax.random.split(key)
         return {
             "W_in": math.sqrt(2.0 / n_inputs) * jax.random.normal(key_in, (n_hidden, n_inputs)),
             "W_out": math.sqrt(1.0 / n_hidden) * jax.random.normal(key_out, (n_classes, n_hidden)),
         }
 
-    def sample(key: jax.Array, hyper: dict[str, Array], batch_size: int):
+    def sample(key: jax.Array, hyper: dict[str, Array], batch_size: int, data):
         del hyper
-        index = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])  # (batch,)
-        return x_train[index], y_train[index]
+        index = jax.random.randint(key, (batch_size,), 0, data["x_train"].shape[0])  # (batch,)
+        return data["x_train"][index], data["y_train"][index]
 
     def cross_entropy(params, x, y) -> Array:
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(mlp_logits(params, x), y))
 
-    def loss(params: dict[str, Array], batch, hyper: dict[str, Array]) -> Array:
-        del hyper
+    def loss(params: dict[str, Array], batch, hyper: dict[str, Array], data) -> Array:
+        del hyper, data
         return cross_entropy(params, *batch)
 
-    def exact_loss(params: dict[str, Array], hyper: dict[str, Array]) -> Array:
+    def exact_loss(params: dict[str, Array], hyper: dict[str, Array], data) -> Array:
         del hyper
-        return cross_entropy(params, x_train, y_train)
+        return cross_entropy(params, data["x_train"], data["y_train"])
 
-    def measure(params: dict[str, Array], hyper: dict[str, Array]) -> dict[str, Array]:
-        del hyper
+    def measure(params: dict[str, Array], hyper: dict[str, Array], key: jax.Array, data) -> dict[str, Array]:
+        del hyper, key
         return {
-            "train_accuracy": accuracy(params, x_train, y_train),
-            "test_accuracy": accuracy(params, x_test, y_test),
-            "test_loss": cross_entropy(params, x_test, y_test),
+            "train_accuracy": accuracy(params, data["x_train"], data["y_train"]),
+            "test_accuracy": accuracy(params, data["x_test"], data["y_test"]),
+            "test_loss": cross_entropy(params, data["x_test"], data["y_test"]),
         }
 
     # Forward FLOPs per example: two matrix-vector products (2 per multiply-add), ReLU, and
@@ -176,4 +177,6 @@ def mlp_classifier(dataset: Dataset, n_hidden: int = 32) -> Task:
         flops_per_step=lambda batch_size: 3.0 * forward_flops * batch_size,
         metrics=measure,
         exact_loss=exact_loss,
+        batch_size=128,
+        data=shared,
     )

@@ -42,7 +42,7 @@ Example:
     >>> params = task.init(jax.random.key(0), hyper)
     >>> [f.shape for f in params["factors"]]
     [(4, 4), (4, 4)]
-    >>> round(float(task.metrics(params, hyper)["mode_strength"][0]), 6)  # ε² = 0.01
+    >>> round(float(task.metrics(params, hyper, None)["mode_strength"][0]), 6)  # ε² = 0.01
     0.01
 """
 
@@ -215,9 +215,8 @@ def lowrank(
         cross = -jnp.sum(hyper["p_target"] * log_q, axis=-1)  # (d,) per row
         return (jnp.mean(cross) if loss == "ce-rows" else jnp.sum(cross)) + hyper["negentropy"]
 
-    def sample(key: jax.Array, hyper, batch_size: int):
-        if spec.entries_per_step is None:
-            return jnp.zeros((), jnp.int32)  # full batch: the loss needs no data
+    def draw_entries(key: jax.Array, hyper) -> Array:
+        """Flat indices of the target entries one minibatch step fits (``entries_per_step``)."""
         size = spec.entries_per_step
         if loss == "mse":
             return jax.random.randint(key, (size,), 0, d * d)  # flat entry indices, uniform
@@ -230,9 +229,12 @@ def lowrank(
         u = jax.random.uniform(key, (size,))
         return jnp.minimum(jnp.searchsorted(hyper["cdf"].reshape(-1), u), d * d - 1)
 
-    def train_loss(params, entries, hyper) -> Array:
+    def train_loss(params, key, hyper) -> Array:
+        # The task owns its batches: the whole target (gradient descent) or entries_per_step
+        # entries drawn with the step's key (stochastic gradient descent).
         if spec.entries_per_step is None:
             return exact_loss(params, hyper)
+        entries = draw_entries(key, hyper)
         Z = product(params)
         if loss == "mse":
             error = hyper["target"].reshape(-1)[entries] - Z.reshape(-1)[entries]
@@ -241,7 +243,8 @@ def lowrank(
             jax.nn.log_softmax(Z.reshape(-1))
         return -jnp.mean(log_q[entries]) + hyper["negentropy"]
 
-    def measure(params, hyper) -> dict[str, Array]:
+    def measure(params, hyper, key) -> dict[str, Array]:
+        del key  # every measure is exact
         Z = product(params)
         k, learned = min(d, _OVERLAP_MODES), min(inner, _OVERLAP_MODES)
         return {
@@ -260,9 +263,9 @@ def lowrank(
         spec=spec.model_dump(),
         hyper=hyper,
         init=init_params,
-        sample=sample,
+        sample=None,
         loss=train_loss,
-        flops_per_step=lambda batch_size: 3.0 * forward,
+        flops_per_step=lambda batch_size: 3.0 * forward,  # batch_size is None: no sample
         metrics=measure,
         elicit_mask=None,
         exact_loss=exact_loss,

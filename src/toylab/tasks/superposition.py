@@ -186,8 +186,8 @@ def superposition(
         error = (x - reconstruct(params, x)) ** 2  # (batch, n_features)
         return jnp.mean(hyper["importance"][None, :] * error)
 
-    def measure(params: dict[str, Array], hyper: dict[str, Array]) -> dict[str, Array]:
-        del hyper
+    def measure(params: dict[str, Array], hyper: dict[str, Array], key: jax.Array) -> dict[str, Array]:
+        del hyper, key  # measures of the weights alone
         W = params["W"]
         return {
             "features_per_dimension": metrics.features_per_dimension(W),
@@ -196,7 +196,7 @@ def superposition(
         }
 
     def elicit_mask(params: dict[str, Array]) -> dict[str, bool]:
-        # S4's elicitation for this model: refit the bias with every weight matrix frozen.
+        # The elicitation for this model: refit the bias with every weight matrix frozen.
         return {name: name == "b" for name in params}
 
     # Forward FLOPs per example: encode 2mn, decode 2mn, bias + ReLU 2n, weighted squared
@@ -212,6 +212,7 @@ def superposition(
         flops_per_step=lambda batch_size: 3.0 * forward_flops * batch_size,
         metrics=measure,
         elicit_mask=elicit_mask,
+        batch_size=1024,  # Elhage et al. (2022)
     )
 
 

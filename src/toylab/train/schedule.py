@@ -1,4 +1,4 @@
-"""When to evaluate: every k× of compute or every interval, whichever comes first (SPEC S4).
+"""When to evaluate: every k× of compute or every interval, whichever comes first.
 
 The rule comes from responsible-scaling evaluation policies: evaluate "after every 4× increase in
 effective compute and after every fixed interval of time, whichever comes sooner, even during

@@ -1,4 +1,4 @@
-"""Train many instances of a task side by side, evaluating on the compute schedule (S4).
+"""Train many instances of a task side by side, evaluating at every 4× of compute (or as set).
 
 One call trains every (config, seed) pair of a task at once: ``jax.vmap`` batches the task's
 one-instance functions, and the optimizer steps between two evaluations run as one compiled XLA
@@ -22,24 +22,27 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toylab.errors import ConfigError
-from toylab.tasks.base import Params, PyTree, Task
+from toylab.errors import ConfigError, TaskError
+from toylab.tasks.base import PyTree, Task, bind_data
 from toylab.train.config import TrainConfig
 from toylab.train.optim import make_optimizer
 from toylab.train.progress import LazyProgress, StepCallback
 from toylab.train.schedule import EvalPoint, next_evaluation
 
-__all__ = ["Instance", "Evaluation", "TrainResult", "train", "initial_params"]
+__all__ = ["Instance", "Evaluation", "TrainResult", "Population", "train", "initial_params",
+           "evaluation_shapes", "batch_bytes"]
 
 # Sub-streams of an instance's key; fixed so that adding one never shifts another.
-_INIT, _DATA, _EVAL, _ELICIT = range(4)
+_INIT, _DATA, _EVAL, _ELICIT, _STATE = range(5)
+# The metrics' key within the evaluation stream; held-out batches use indices from 0 up.
+_METRIC_KEY = 2**31 - 1
 # Wall time one compiled segment aims for: short enough for a live progress bar and for
 # time-interval evaluations to fire on time, long enough that dispatch costs nothing.
 _SEGMENT_SECONDS = 0.5
@@ -82,6 +85,8 @@ class TrainResult:
     instances: list[Instance]
     params: PyTree
     evaluations: list[Evaluation]
+    state: PyTree | None = None  # the task's final state (leading models axis); None if it has none
+    hyper: PyTree | None = None  # per-instance hyperparameters at the end (a population hook may change them)
 
     def history(self, metric: str = "loss", *, elicited: bool = False) -> np.ndarray:
         """A metric at every evaluation, shape ``(evaluations, models, ...)``."""
@@ -101,6 +106,24 @@ class TrainResult:
     def instance_params(self, index: int) -> PyTree:
         """The weights of instance ``index`` alone."""
         return jax.tree.map(lambda leaf: leaf[index], self.params)
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """Every instance between two compiled segments, as a population hook sees it.
+
+    Leaves have a leading ``models`` axis (instance order as in :class:`TrainResult`). A hook
+    returns ``dataclasses.replace(population, params=..., ...)`` with new values of the same
+    shapes and dtypes, or ``None`` to leave the population as it is.
+    """
+
+    step: int
+    evaluation: Evaluation  # the evaluation just recorded at this step
+    params: PyTree
+    opt_state: PyTree  # the optimizer's state: moments, and rates from optax.inject_hyperparams
+    state: PyTree  # the task's own state; () for a stateless task
+    hyper: PyTree  # per-instance hyperparameters (numpy)
+    key: jax.Array  # for the hook's own randomness; depends on the base seed and the step
 
 
 def _config_digest(task: Task, config: Mapping[str, Any]) -> int:
@@ -128,6 +151,7 @@ def train(
     seed: int = 0,
     config: TrainConfig | None = None,
     progress: bool | None | Callable[[int], None] = None,
+    on_evaluation: Callable[[Population], Population | None] | None = None,
 ) -> TrainResult:
     """Train every (config, seed index) pair of ``task`` side by side.
 
@@ -140,6 +164,11 @@ def train(
       progress: show a progress bar on stderr; ``None`` shows one when the run is long; or a
         function called with the number of steps done after each compiled segment (a caller's
         own progress display, e.g. a sweep's).
+      on_evaluation: a population hook, called after every evaluation but the last with a
+        :class:`Population`; what it returns replaces the weights, optimizer and task state
+        and hyperparameters of every instance before training goes on. Population-based
+        training is such a hook; evaluate every K steps (``TrainConfig.eval_every_steps``) to
+        act every K steps.
 
     Returns:
       A :class:`TrainResult`; instance ``i`` is config ``i // len(seeds)``, seed ``i % len(seeds)``.
@@ -151,7 +180,7 @@ def train(
     # caller's global setting.
     with jax.threefry_partitionable(False):
         return _train(task, configs, seeds=seeds, seed=seed, config=config or TrainConfig(),
-                      progress=progress)
+                      progress=progress, on_evaluation=on_evaluation)
 
 
 def initial_params(
@@ -164,7 +193,33 @@ def initial_params(
     """
     with jax.threefry_partitionable(False):
         _, hyper, keys = _instances(task, configs, seeds, seed)
-        return jax.device_get(_init(task, hyper, keys))
+        return jax.device_get(_init(task, hyper, keys, task.data)[0])
+
+
+def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None
+                      ) -> dict[str, jax.ShapeDtypeStruct]:
+    """What every evaluation of one instance records (loss, the loss's aux, the metrics), by name.
+
+    Traced on shapes only, so nothing trains or even initialises: a sweep checks the metric it
+    selects on before any work. Elicited evaluations record the same names.
+    """
+    train_config = (train_config or TrainConfig()).model_copy(update={"elicit_steps": 0})
+    _, hyper, keys = _instances(task, [config], 1, 0)
+    evaluate = _evaluator(task, train_config, _batch_size(task, train_config))
+    params, state = jax.eval_shape(lambda h, k, d: _init(task, h, k, d), hyper, keys, task.data)
+    raw, _ = jax.eval_shape(evaluate, params, hyper, state, task.data, keys, keys)
+    return {name: jax.ShapeDtypeStruct(value.shape[1:], value.dtype) for name, value in raw.items()}
+
+
+def batch_bytes(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None) -> int:
+    """Bytes of one instance's training batch (0 for a task that draws its own), shapes only."""
+    train_config = train_config or TrainConfig()
+    if task.sample is None:
+        return 0
+    bound = bind_data(task, task.data)
+    batch = jax.eval_shape(lambda k, h: bound.sample(k, h, _batch_size(task, train_config)),
+                           jax.random.key(0), task.hyper(config))
+    return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(batch))
 
 
 def _instances(task, configs, seeds, seed):
@@ -186,32 +241,43 @@ def _instances(task, configs, seeds, seed):
 _stream = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
 
-def _init(task, hyper, keys):
-    return jax.jit(jax.vmap(task.init))(_stream(keys, _INIT), hyper)
+def _init(task, hyper, keys, data):
+    """Every instance's initial weights and task state (``()`` for a stateless task)."""
+
+    @jax.jit
+    def init_all(hyper, keys, data):
+        bound = bind_data(task, data)
+        params = jax.vmap(bound.init)(_stream(keys, _INIT), hyper)
+        if task.init_state is None:
+            return params, ()
+        return params, jax.vmap(bound.init_state)(_stream(keys, _STATE), hyper)
+
+    return init_all(hyper, keys, data)
 
 
-def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
-    # -- 1. set-up: instances, their hyperparameters and keys -----------------------------------
+def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> TrainResult:
+    # -- 1. set-up: instances, their hyperparameters and keys; the shared data, placed once ----
     instances, hyper, keys = _instances(task, configs, seeds, seed)
+    batch_size = _batch_size(task, config)
+    data = None if task.data is None else jax.device_put(task.data)
 
-    # -- 2. init ---------------------------------------------------------------------------------
-    optimizer = make_optimizer(config)
-    params = _init(task, hyper, keys)
-    opt_state = jax.jit(jax.vmap(optimizer.init))(params)
-    last_loss = jnp.full(len(instances), jnp.nan, dtype=jnp.float32)
-    state = (params, opt_state, last_loss)
+    # -- 2. init: weights, task state, optimizer state -------------------------------------------
+    optimizer = _optimizer(task, config)
+    params, state = _init(task, hyper, keys, data)
+    opt_state = jax.jit(jax.vmap(lambda params, hyper: optimizer(hyper).init(params)))(params, hyper)
+    carry = Carry(params, opt_state, state, jnp.full(len(instances), jnp.nan, jnp.float32))
 
     # -- 3. compiled functions: the step loop, evaluation, elicitation ---------------------------
-    run_segment = _segment_runner(task, optimizer, config.batch_size)
-    evaluate = _evaluator(task, config)
+    run_segment = _segment_runner(task, optimizer, batch_size)
+    evaluate = _evaluator(task, config, batch_size)
     data_keys, eval_keys, elicit_keys = (_stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
 
-    flops_per_step = task.flops_per_step(config.batch_size)
+    flops_per_step = task.flops_per_step(batch_size)
     started = time.perf_counter()
     evaluations: list[Evaluation] = []
 
-    def record(point: EvalPoint, params: Params) -> None:
-        raw, elicited = evaluate(params, hyper, eval_keys, elicit_keys)
+    def record(point: EvalPoint) -> None:
+        raw, elicited = evaluate(carry.params, hyper, carry.state, data, eval_keys, elicit_keys)
         flops = flops_per_step * point.step
         evaluations.append(Evaluation(
             step=point.step, trigger=point.trigger, flops=flops,
@@ -219,8 +285,17 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
             raw=jax.tree.map(np.asarray, raw), elicited=jax.tree.map(np.asarray, elicited),
         ))
 
+    def act_on_population() -> None:
+        # Between compiled segments a study may rewrite the whole population (population-based
+        # training); the final evaluation is left alone so it describes the returned weights.
+        nonlocal carry, hyper
+        if on_evaluation is None or evaluations[-1].step == config.steps:
+            return
+        carry, hyper = _apply(on_evaluation, carry, hyper, evaluations[-1], seed)
+
     # -- 4. evaluation cadence: run compiled segments up to each planned evaluation --------------
-    record(EvalPoint(0, "init"), state[0])
+    record(EvalPoint(0, "init"))
+    act_on_population()
     step, segment_steps, last_eval_time = 0, 1, time.perf_counter()
     with (StepCallback(progress) if callable(progress) else LazyProgress(config.steps, enabled=progress)) as bar:
         while (planned := next_evaluation(evaluations[-1].step, config.steps,
@@ -228,78 +303,167 @@ def _train(task, configs, *, seeds, seed, config, progress) -> TrainResult:
                                           every_steps=config.eval_every_steps)):
             stop = min(planned.step, step + segment_steps)
             tic = time.perf_counter()
-            state = jax.block_until_ready(run_segment(state, data_keys, hyper, step, stop))
+            carry = jax.block_until_ready(run_segment(carry, data_keys, hyper, data, step, stop))
             seconds_per_step = (time.perf_counter() - tic) / (stop - step)
             step = stop
             budget = min(_SEGMENT_SECONDS, (config.eval_every_seconds or np.inf) / 4)
             segment_steps = int(np.clip(budget / seconds_per_step, 1, 4 * segment_steps))
             if stop > 1:  # the first segment's time is mostly compilation: no basis for an ETA
-                losses = np.asarray(state[2])
+                losses = np.asarray(carry.last_loss)
                 finite = losses[np.isfinite(losses)]  # a diverged instance must not hide the rest
                 bar.update(step, loss=float(finite.mean()) if finite.size else float("nan"),
                            eta_seconds=seconds_per_step * (config.steps - step))
 
             if step == planned.step:
-                record(planned, state[0])
+                record(planned)
             elif config.eval_every_seconds and time.perf_counter() - last_eval_time >= config.eval_every_seconds:
-                record(EvalPoint(step, "time"), state[0])
+                record(EvalPoint(step, "time"))
             else:
                 continue
+            act_on_population()
             last_eval_time = time.perf_counter()
 
     # -- 5. finish -------------------------------------------------------------------------------
     return TrainResult(task=task, config=config, instances=instances,
-                       params=jax.device_get(state[0]), evaluations=evaluations)
+                       params=jax.device_get(carry.params), evaluations=evaluations,
+                       state=jax.device_get(carry.state) if task.init_state else None,
+                       hyper=jax.device_get(hyper))
 
 
-def _segment_runner(task: Task, optimizer: optax.GradientTransformation, batch_size: int):
-    """``run(state, data_keys, hyper, start, stop)``: optimizer steps start..stop−1, compiled once.
+class Carry(NamedTuple):
+    """What the compiled loop carries from step to step, every leaf with a ``models`` axis."""
+
+    params: PyTree
+    opt_state: PyTree
+    state: PyTree  # the task's own state; () for a stateless task
+    last_loss: jax.Array  # (models,) the latest training loss, for the progress bar
+
+
+def _batch_size(task: Task, config: TrainConfig) -> int | None:
+    if task.sample is None:
+        if config.batch_size is not None:
+            raise ConfigError(f"batch_size={config.batch_size}: task {task.name!r} draws its own "
+                              "batches (it has no sample function); leave batch_size unset")
+        return None
+    batch_size = config.batch_size or task.batch_size
+    if batch_size is None:
+        raise ConfigError(f"task {task.name!r} has no default batch size: set batch_size")
+    return batch_size
+
+
+def _draw(task: Task, key: jax.Array, hyper, batch_size: int | None):
+    """A batch from the task's sample, or the key itself for a task that owns its batches."""
+    return key if task.sample is None else task.sample(key, hyper, batch_size)
+
+
+def _loss_with_aux(task: Task):
+    """Any task's loss as ``(params, batch, hyper, state) -> (scalar, (aux, new_state))``."""
+    if task.init_state is not None:
+        def loss(params, batch, hyper, state):
+            value, aux, new_state = task.loss(params, batch, hyper, state)
+            return value, (aux, new_state)
+    elif task.has_aux:
+        def loss(params, batch, hyper, state):
+            value, aux = task.loss(params, batch, hyper)
+            return value, (aux, state)
+    else:
+        def loss(params, batch, hyper, state):
+            return task.loss(params, batch, hyper), ({}, state)
+    return loss
+
+
+def _optimizer(task: Task, config: TrainConfig) -> Callable[[PyTree], optax.GradientTransformation]:
+    """``hyper -> optimizer`` for one instance: the task's own, or the one ``config`` names.
+
+    Built inside the compiled step from the instance's traced hyperparameters, so a task's
+    optimizer may read a per-instance rate that a population hook changes between segments.
+    """
+    if task.optimizer is not None:
+        return lambda hyper: task.optimizer(config, hyper)
+    shared = make_optimizer(config)
+    return lambda hyper: shared
+
+
+def _segment_runner(task: Task, optimizer: Callable[[PyTree], optax.GradientTransformation],
+                    batch_size: int | None):
+    """``run(carry, data_keys, hyper, data, start, stop)``: steps start..stop−1, compiled once.
 
     The bounds are traced, so ``fori_loop`` lowers to one XLA while-loop reused for every
     segment length (a ``lax.scan`` needs a static length and would recompile per segment).
     """
 
-    def one_step(params, opt_state, hyper, data_key, step):
+    def one_step(task, params, opt_state, state, hyper, data_key, step):
         # Data for step t comes from the instance's key folded with t: no state to carry, and a
         # resumed or re-segmented run sees exactly the same batches.
-        batch = task.sample(jax.random.fold_in(data_key, step), hyper, batch_size)
-        loss, grads = jax.value_and_grad(task.loss)(params, batch, hyper)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    every_instance = jax.vmap(one_step, in_axes=(0, 0, 0, 0, None))
+        batch = _draw(task, jax.random.fold_in(data_key, step), hyper, batch_size)
+        (loss, (_, state)), grads = jax.value_and_grad(_loss_with_aux(task), has_aux=True)(
+            params, batch, hyper, state)
+        updates, opt_state = optimizer(hyper).update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        if task.project is not None:
+            params = task.project(params, hyper)
+        return Carry(params, opt_state, state, loss)
 
     @jax.jit
-    def run(state, data_keys, hyper, start, stop):
-        def body(step, carry):
-            params, opt_state, _ = carry
-            return every_instance(params, opt_state, hyper, data_keys, step)
+    def run(carry, data_keys, hyper, data, start, stop):
+        every_instance = jax.vmap(functools.partial(one_step, bind_data(task, data)),
+                                  in_axes=(0, 0, 0, 0, 0, None))
 
-        return jax.lax.fori_loop(start, stop, body, state)
+        def body(step, carry):
+            return every_instance(carry.params, carry.opt_state, carry.state, hyper, data_keys, step)
+
+        return jax.lax.fori_loop(start, stop, body, carry)
 
     return run
 
 
-def _evaluator(task: Task, config: TrainConfig):
-    """``evaluate(params, hyper, eval_keys, elicit_keys) -> (raw, elicited)`` metric dicts.
+def _apply(hook, carry: Carry, hyper, evaluation: Evaluation, seed: int):
+    """Run a population hook and check that what it returns still fits the compiled loop."""
+    population = Population(step=evaluation.step, evaluation=evaluation, params=carry.params,
+                            opt_state=carry.opt_state, state=carry.state, hyper=hyper,
+                            key=jax.random.fold_in(jax.random.key(seed), evaluation.step))
+    changed = hook(population)
+    if changed is None:
+        return carry, hyper
+    for field in ("params", "opt_state", "state", "hyper"):
+        before, after = getattr(population, field), getattr(changed, field)
+        shapes = [jax.tree.map(lambda leaf: (np.shape(leaf), np.result_type(leaf)), tree)
+                  for tree in (before, after)]
+        if jax.tree.structure(before) != jax.tree.structure(after) or shapes[0] != shapes[1]:
+            raise TaskError(f"the population hook changed the structure, shapes or dtypes of "
+                            f"{field} at step {evaluation.step}; it may only change values")
+    return (Carry(changed.params, changed.opt_state, changed.state, carry.last_loss),
+            jax.tree.map(np.asarray, changed.hyper))
+
+
+def _evaluator(task: Task, config: TrainConfig, batch_size: int | None):
+    """``evaluate(params, hyper, state, data, eval_keys, elicit_keys) -> (raw, elicited)``.
 
     The loss is the task's exact expected loss where it has one; otherwise it is measured on
     held-out batches drawn from a key fixed per instance, so every evaluation of a run sees the
-    same data and differences between evaluations are the model's.
+    same data and differences between evaluations are the model's. A loss's auxiliary outputs
+    are the mean over those batches.
     """
+    held_out_aux = task.has_aux or task.init_state is not None
 
-    def measure(params, hyper, eval_key):
-        def held_out_loss(index):
-            batch = task.sample(jax.random.fold_in(eval_key, index), hyper, config.batch_size)
-            return task.loss(params, batch, hyper)
+    def measure(task, params, hyper, state, eval_key):
+        def held_out(index):
+            batch = _draw(task, jax.random.fold_in(eval_key, index), hyper, batch_size)
+            return _loss_with_aux(task)(params, batch, hyper, state)[:2]
 
+        values = {}
+        if task.exact_loss is None or held_out_aux:
+            losses, (aux, _) = jax.lax.map(held_out, jnp.arange(config.eval_batches))
+            values = {"loss": jnp.mean(losses), **jax.tree.map(lambda a: jnp.mean(a, axis=0), aux)}
         if task.exact_loss is not None:
-            loss = task.exact_loss(params, hyper)
-        else:
-            loss = jnp.mean(jax.lax.map(held_out_loss, jnp.arange(config.eval_batches)))
-        return {"loss": loss, **task.metrics(params, hyper)}
+            values["loss"] = task.exact_loss(params, hyper)
+        metrics = task.metrics(params, hyper, jax.random.fold_in(eval_key, _METRIC_KEY))
+        if clash := set(values) & set(metrics):
+            raise TaskError(f"task {task.name!r}: {sorted(clash)} is both a metric and an output "
+                            "of the loss; rename one")
+        return {**values, **metrics}
 
-    def elicit(params, hyper, elicit_key):
+    def elicit(task, params, hyper, state, elicit_key):
         # A brief fine-tune of a copy: the task says which parameters may move.
         mask = task.elicit_mask(params) if task.elicit_mask else jax.tree.map(lambda _: True, params)
         labels = jax.tree.map(lambda tune: "tune" if tune else "freeze", mask)
@@ -307,21 +471,30 @@ def _evaluator(task: Task, config: TrainConfig):
         # optimum, and the elicited score a little worse than the raw one at convergence.
         lr = optax.cosine_decay_schedule(config.elicit_lr, max(config.elicit_steps, 1))
         tuner = optax.multi_transform({"tune": optax.adam(lr), "freeze": optax.set_to_zero()}, labels)
+        loss = _loss_with_aux(task)
 
         def tune_step(index, carry):
             params, tuner_state = carry
-            batch = task.sample(jax.random.fold_in(elicit_key, index), hyper, config.batch_size)
-            grads = jax.grad(task.loss)(params, batch, hyper)
+            batch = _draw(task, jax.random.fold_in(elicit_key, index), hyper, batch_size)
+            grads, _ = jax.grad(loss, has_aux=True)(params, batch, hyper, state)
             updates, tuner_state = tuner.update(grads, tuner_state, params)
-            return optax.apply_updates(params, updates), tuner_state
+            params = optax.apply_updates(params, updates)
+            return (task.project(params, hyper) if task.project else params), tuner_state
 
         tuned, _ = jax.lax.fori_loop(0, config.elicit_steps, tune_step, (params, tuner.init(params)))
         return tuned
 
-    def evaluate_one(params, hyper, eval_key, elicit_key):
-        raw = measure(params, hyper, eval_key)
-        if not config.elicit_steps:
-            return raw, {}
-        return raw, measure(elicit(params, hyper, elicit_key), hyper, eval_key)
+    @jax.jit
+    def evaluate(params, hyper, state, data, eval_keys, elicit_keys):
+        bound = bind_data(task, data)
 
-    return jax.jit(jax.vmap(evaluate_one))
+        def evaluate_one(params, hyper, state, eval_key, elicit_key):
+            raw = measure(bound, params, hyper, state, eval_key)
+            if not config.elicit_steps:
+                return raw, {}
+            tuned = elicit(bound, params, hyper, state, elicit_key)
+            return raw, measure(bound, tuned, hyper, state, eval_key)
+
+        return jax.vmap(evaluate_one)(params, hyper, state, eval_keys, elicit_keys)
+
+    return evaluate
