@@ -427,7 +427,7 @@ def _apply(hook, carry: Carry, hyper, evaluation: Evaluation, seed: int):
         return carry, hyper
     for field in ("params", "opt_state", "state", "hyper"):
         before, after = getattr(population, field), getattr(changed, field)
-        shapes = [jax.tree.map(lambda leaf: (np.shape(leaf), np.result_type(leaf)), tree)
+        shapes = [jax.tree.map(lambda leaf: (np.shape(leaf), np.dtype(getattr(leaf, "dtype", type(leaf)))), tree)
                   for tree in (before, after)]
         if jax.tree.structure(before) != jax.tree.structure(after) or shapes[0] != shapes[1]:
             raise TaskError(f"the population hook changed the structure, shapes or dtypes of "
