@@ -27,6 +27,7 @@ interrupted diagram resumes where it stopped and a finished one is read back wit
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from toylab import figures
 from toylab.errors import ConfigError
+from toylab.io import atomic_write, json_safe
 from toylab.metrics.phases import classify_phase
 from toylab.theory import phases as closed_form
 
@@ -215,10 +217,6 @@ def default_store(name: str, grid: int, seeds: int, steps: int, seed: int = 0) -
 
 def write_run(folder: str | Path, summary: dict[str, Any]) -> list[Path]:
     """Save ``summary.json`` (cells, agreement, the sweep) and the ``phase_<preset>`` figure."""
-    import json
-
-    from toylab.experiments.runs import atomic_write, json_safe
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     chosen = preset(summary["preset"])

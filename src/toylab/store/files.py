@@ -19,7 +19,7 @@ import numpy as np
 import safetensors.numpy
 
 from toylab.errors import ConfigError
-from toylab.experiments.runs import atomic_write
+from toylab.io import atomic_write
 
 __all__ = ["APPLICATION_ID", "check_store_file", "arrays_folder", "write_arrays", "read_arrays"]
 

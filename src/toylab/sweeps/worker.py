@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from toylab.experiments.runs import json_safe
+from toylab.io import json_safe
 from toylab.store.db import RunOutcome, StoredRun
 from toylab.sweeps import registry
 from toylab.tasks.base import Task
