@@ -200,8 +200,8 @@ def _callable(value: Any, reference: str, where: str, attribute: str) -> Callabl
     if value is None:
         raise TaskError(f"task {reference!r}: {where} has no attribute {attribute!r}")
     if not callable(value):
-        raise TaskError(f"task {reference!r}: {attribute} is a {type(value).__name__}, not a callable "
-                        "task factory")
+        raise TaskError(f"task {reference!r}: {attribute} is not callable (a {type(value).__name__}); "
+                        "name a function that returns a toylab.tasks.Task")
     return value
 
 
@@ -219,7 +219,7 @@ def _entry_points() -> dict[str, list[importlib.metadata.EntryPoint]]:
 
 def _named(name: str) -> Callable[..., Task]:
     entries = _entry_points().get(name, [])
-    sources = [f"{_owner(entry)} ({entry.value})" for entry in entries]
+    sources = sorted(f"{_owner(entry)} ({entry.value})" for entry in entries)  # not by sys.path order
     if name in _FACTORIES:
         factory = _FACTORIES[name]
         sources.insert(0, f"toylab's registry ({factory.__module__}:{factory.__qualname__})")

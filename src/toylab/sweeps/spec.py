@@ -198,7 +198,7 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
                 if check:
                     tasks[task_key].hyper(config)
             except ConfigError as exc:
-                raise ConfigError(f"grid point {where}: {exc}" if where else str(exc)) from None
+                raise type(exc)(f"grid point {where}: {exc}" if where else str(exc)) from None
             train = trains[train_key]
             group = canonical_json({"task_params": task_params, "train": train.model_dump(mode="json")})
             cell = canonical_json(point)
