@@ -188,8 +188,9 @@ FILES = {
 
 @pytest.mark.parametrize("task, needle", [
     ("missing.py:regression", "task 'missing.py:regression': no such file {root}/missing.py"),
-    ("my_task.py:regresion", "task '{root}/my_task.py:regresion': {root}/my_task.py has no attribute 'regresion'"),
-    ("shapes.py:NOT_A_FACTORY", "NOT_A_FACTORY is not callable (a int); name a function that returns a toylab.tasks.Task"),
+    ("my_task.py:regresion", "task 'my_task.py:regresion': {root}/my_task.py has no attribute 'regresion'"),
+    ("shapes.py:NOT_A_FACTORY",
+     "NOT_A_FACTORY is not callable (a int); name a function that returns a toylab.tasks.Task"),
     ("shapes.py:not_a_task", "task 'shapes.py:not_a_task': the factory returned a dict, not a toylab.tasks.Task"),
     ("broken.py:regression", "task file {root}/broken.py line 1 failed to import: SyntaxError"),
     ("tasks.py:regression", "failed to import: ModuleNotFoundError: No module named 'my_task'"),
@@ -216,5 +217,6 @@ def test_the_cli_refuses_a_missing_task_file_in_one_line_and_creates_no_store(pr
     spec.write_text(spec.read_text().replace("my_task.py", "tasks/missing.py"))
     result = runner.invoke(app, ["sweep", str(spec), "--store", str(project / "s.sqlite")])
     assert result.exit_code == 2
-    assert result.stderr == f"error: {spec}: task 'tasks/missing.py:regression': no such file {project}/tasks/missing.py\n"
+    assert result.stderr == (f"error: {spec}: task 'tasks/missing.py:regression': no such file "
+                             f"{project}/tasks/missing.py\n")
     assert not (project / "s.sqlite").exists()

@@ -70,7 +70,8 @@ def regression(d: int = 8, teacher_seed: int = 0) -> Task:
 
     # key=None: toylab passes a random key to metrics from its next release on; this task
     # needs none, and the default keeps it working with both.
-    def metrics(params: dict[str, jax.Array], hyper: dict[str, jax.Array], key: jax.Array | None = None) -> dict[str, jax.Array]:
+    def metrics(params: dict[str, jax.Array], hyper: dict[str, jax.Array],
+                key: jax.Array | None = None) -> dict[str, jax.Array]:
         del hyper, key
         return {"teacher_error": jnp.sum((params["w"] - teacher) ** 2)}
 

@@ -157,14 +157,11 @@ class TaskFile:
     source: str  # the file's text
 
     @property
-    def reference(self) -> str:
-        return f"{self.path}:{self.attribute}"
-
-    @property
     def function(self) -> Callable[..., Task]:
         """The factory itself (the file's module is executed on first use in a process)."""
         module = _file_module(self.path, self.source)
-        return _callable(getattr(module, self.attribute, None), self.reference, self.path, self.attribute)
+        short = f"{Path(self.path).name}:{self.attribute}"  # the full path follows in the message
+        return _callable(getattr(module, self.attribute, None), short, self.path, self.attribute)
 
     @property
     def __signature__(self) -> inspect.Signature:
