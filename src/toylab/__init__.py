@@ -4,6 +4,7 @@ The public API in one place::
 
     from toylab import Task, TrainConfig, metrics, superposition, train
     toylab.load(store)        # a sweep store (toylab sweep) as pandas DataFrames
+    toylab.load(store).train_result()   # ... or as one TrainResult
 """
 
 from toylab import metrics
@@ -18,9 +19,10 @@ __all__ = ["ConfigError", "Evaluation", "Task", "TrainConfig", "TrainResult", "l
 
 
 def __getattr__(name: str):
-    # toylab.load reads a sweep store with pandas: imported on first use, not with toylab.
+    # toylab.load needs the sweep machinery (and pandas when called): imported on first use,
+    # so that `import toylab` stays as fast as the trainer alone.
     if name == "load":
-        from toylab.store import load
+        from toylab.sweeps import load
 
         return load
     raise AttributeError(f"module 'toylab' has no attribute {name!r}")

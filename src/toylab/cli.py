@@ -52,7 +52,7 @@ def _fail(message: str) -> None:
 
 def _print_json(payload: Any, folder: Path | None = None) -> None:
     """``--json``: exactly one object on stdout (NaN as null); the run folder goes to stderr."""
-    from toylab.experiments.runs import json_safe
+    from toylab.io import json_safe
 
     sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
     if folder is not None:

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from toylab import sweeps
 from toylab.experiments import tms
+from toylab.store import default_path
 
 # The paper's setting; each value is what its figure used.
 N_FEATURES = 5  # n
@@ -39,18 +41,17 @@ SEEDS = 8  # best of 8 per probability: local minima are common at high sparsity
 TRAIN = tms.TrainConfig(steps=10_000, batch_size=1024, optimizer="adamw", lr=1e-3)
 
 
-def sweep_spec(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps):
+def sweep_spec(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps) -> sweeps.SweepSpec:
     """The experiment as a :class:`toylab.sweeps.SweepSpec`: probabilities × seeds."""
-    from toylab.sweeps import SweepSpec
-
-    return SweepSpec(task="superposition", task_params={"n_features": N_FEATURES, "n_hidden": N_HIDDEN},
-                     fixed={"importance": IMPORTANCE}, axes={"feature_probability": list(FEATURE_PROBABILITY)},
-                     seeds=seeds, seed=seed, train={**TRAIN.model_dump(exclude_unset=True), "steps": steps})
+    return sweeps.SweepSpec(
+        task="superposition", task_params={"n_features": N_FEATURES, "n_hidden": N_HIDDEN},
+        fixed={"importance": IMPORTANCE}, axes={"feature_probability": list(FEATURE_PROBABILITY)},
+        seeds=seeds, seed=seed, train={**TRAIN.model_dump(exclude_unset=True), "steps": steps})
 
 
 def default_store(*, seeds: int = SEEDS, steps: int = TRAIN.steps, seed: int = 0) -> Path:
     """``runs/intro-k<seeds>-s<steps>[-seed<S>].sqlite``: the same command finds its store again."""
-    return Path("runs") / f"intro-k{seeds}-s{steps}{f'-seed{seed}' if seed else ''}.sqlite"
+    return default_path("intro", k=seeds, s=steps, seed=seed)
 
 
 def run(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps, progress: bool | None = None,
@@ -62,14 +63,11 @@ def run(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps, progress
       would return it: the same weights, bit for bit, when the sweep trains in one chunk (the
       80 runs always fit), else up to float rounding.
     """
-    import toylab
-    from toylab import sweeps
-
     path = Path(store) if store is not None else default_store(seeds=seeds, steps=steps, seed=seed)
     spec = sweep_spec(seeds=seeds, seed=seed, steps=steps)  # bad values fail before a store exists
     path.parent.mkdir(parents=True, exist_ok=True)
     sweeps.run(spec, store=path, progress=progress)
-    return toylab.load(path).train_result()
+    return sweeps.load(path).train_result()
 
 
 def describe() -> dict[str, Any]:

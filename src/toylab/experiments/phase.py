@@ -27,14 +27,17 @@ interrupted diagram resumes where it stopped and a finished one is read back wit
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from toylab import figures
+from toylab import figures, sweeps
 from toylab.errors import ConfigError
+from toylab.io import atomic_write, json_safe
 from toylab.metrics.phases import classify_phase
+from toylab.store import default_path
 from toylab.theory import phases as closed_form
 
 __all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "cells_from_weights",
@@ -121,14 +124,12 @@ def agreement(trained: np.ndarray, expected: np.ndarray) -> dict[str, float | in
 
 
 def sweep_spec(chosen: Preset, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS,
-               seed: int = 0) -> Any:
+               seed: int = 0) -> sweeps.SweepSpec:
     """The diagram as a :class:`toylab.sweeps.SweepSpec`: importance × density, K seeds per cell."""
-    from toylab.sweeps import SweepSpec
-
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"steps={steps!r}: expected a positive number of optimizer steps")
     densities, importances = grid_axes(chosen, grid)
-    return SweepSpec(
+    return sweeps.SweepSpec(
         task="superposition",
         task_params={"n_features": chosen.n_features, "n_hidden": chosen.n_hidden},
         axes={"importance": [importance_vector(chosen, r) for r in importances],
@@ -148,13 +149,10 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
       :func:`cells_from_weights`'s summary plus ``preset``, ``densities``,
       ``relative_importances`` and ``sweep`` (what :func:`toylab.sweeps.run` did).
     """
-    import toylab
-    from toylab import sweeps
-
     chosen = preset(name)
     spec = sweep_spec(chosen, grid=grid, seeds=seeds, steps=steps, seed=seed)
     done = sweeps.run(spec, store=store, backend=backend, progress=progress)
-    data = toylab.load(store)
+    data = sweeps.load(store)
     densities, importances = grid_axes(chosen, grid)
     best = data.best()
     if len(best) != grid * grid:
@@ -210,15 +208,11 @@ def cells_from_weights(chosen: Preset, densities: np.ndarray, importances: np.nd
 def default_store(name: str, grid: int, seeds: int, steps: int, seed: int = 0) -> Path:
     """``runs/phase-<preset>-g<G>-k<K>-s<N>[-seed<S>].sqlite``: the same command finds its own
     store again (to resume or read back), and another grid gets another store."""
-    return Path("runs") / f"phase-{name}-g{grid}-k{seeds}-s{steps}{f'-seed{seed}' if seed else ''}.sqlite"
+    return default_path(f"phase-{name}", g=grid, k=seeds, s=steps, seed=seed)
 
 
 def write_run(folder: str | Path, summary: dict[str, Any]) -> list[Path]:
     """Save ``summary.json`` (cells, agreement, the sweep) and the ``phase_<preset>`` figure."""
-    import json
-
-    from toylab.experiments.runs import atomic_write, json_safe
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     chosen = preset(summary["preset"])

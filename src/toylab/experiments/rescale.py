@@ -44,7 +44,7 @@ import numpy as np
 from toylab import figures, metrics
 from toylab.errors import ConfigError, validated
 from toylab.experiments import tms
-from toylab.experiments.runs import atomic_write
+from toylab.io import atomic_write
 from toylab.figures.rescale import rescale_check
 from toylab.tasks.base import Hyper, Task
 from toylab.tasks.classifier import digits, mlp_classifier, mlp_logits

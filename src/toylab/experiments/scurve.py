@@ -26,7 +26,7 @@ import numpy as np
 
 from toylab import figures
 from toylab.errors import ConfigError, validated
-from toylab.experiments.runs import atomic_write
+from toylab.io import atomic_write
 from toylab.metrics import lowrank as lowrank_metrics
 from toylab.metrics.plateaus import find_plateaus
 from toylab.tasks.lowrank import lowrank

@@ -49,7 +49,7 @@ import numpy as np
 
 from toylab import figures
 from toylab.experiments import scurve
-from toylab.experiments.runs import atomic_write, json_safe
+from toylab.io import atomic_write, json_safe
 from toylab.metrics.plateaus import plateau_length
 from toylab.train import TrainResult
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from toylab import figures, metrics
-from toylab.experiments.runs import atomic_write
+from toylab.io import atomic_write
 from toylab.tasks import superposition
 from toylab.tasks.superposition import importance_weights
 from toylab.train import TrainConfig, TrainResult, train

@@ -3,7 +3,8 @@
 Tables (SQLite, WAL journal so that readers such as :func:`toylab.load` never block the
 writer)::
 
-    meta         key, value                      format marker and schema version
+    meta         key, value                      format marker, schema version, and notes
+                                                 (``note.<name>``: JSON that sweeps keeps)
     specs        version, digest, spec, created  every spec the store has run (extends add one)
     runs         id, key, cell, task_params, config, train, seed, chunk, status, attempts,
                  loss, metrics, diverged_step, error, arrays, spec_version
@@ -39,6 +40,7 @@ __all__ = ["Store", "StoredRun", "RunOutcome", "SCHEMA_VERSION", "FORMAT", "conn
 FORMAT = "toylab sweep store"
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "diverged", "failed")
+NOTE = "note."  # prefix of the meta keys that hold notes (Store.set_note)
 
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -269,6 +271,15 @@ class Store:
         """Record ``spec`` as the store's latest and add its new ``(PlannedRun, chunk)`` pairs."""
         with _transaction(self._db):
             _insert_spec_and_runs(self._db, spec, digest, runs)
+
+    def set_note(self, name: str, value: Any) -> None:
+        """Keep ``value`` (JSON-ready) as note ``name``; :attr:`SweepData.notes` reads it back.
+
+        Notes are what the layers above want to find again with the results (where the
+        sweep's task file was); the store stores them and gives them no meaning.
+        """
+        with _transaction(self._db):
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{NOTE}{name}", _dumps(value)))
 
     def mark_running(self, chunk: int) -> None:
         with _transaction(self._db):

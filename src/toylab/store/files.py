@@ -19,9 +19,10 @@ import numpy as np
 import safetensors.numpy
 
 from toylab.errors import ConfigError
-from toylab.experiments.runs import atomic_write
+from toylab.io import atomic_write
 
-__all__ = ["APPLICATION_ID", "check_store_file", "arrays_folder", "write_arrays", "read_arrays"]
+__all__ = ["APPLICATION_ID", "check_store_file", "default_path", "arrays_folder", "write_arrays",
+           "read_arrays"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # "tlab" in ASCII: SQLite keeps it at bytes 68–71 of the header, so a store is recognised
@@ -61,6 +62,24 @@ def check_store_file(path: Path) -> None:
     if header_valid and size < pages * page_size and not (wal.exists() and wal.stat().st_size):
         raise ConfigError(f"{path} is a damaged toylab store: {size} bytes where its header says "
                           f"{pages * page_size} (truncated?); nothing in it was changed")
+
+
+def default_path(study: str, *, seed: int = 0, root: str | Path = "runs", **settings: object) -> Path:
+    """``runs/<study>-<name><value>...[-seed<S>].sqlite``: one store per study and settings.
+
+    The same command finds its own store again (to resume or read back), and other settings
+    get another store. ``settings`` keep their order; a base ``seed`` of 0 is left out of the
+    name, so that stores named before seeds were part of it are still found.
+
+    >>> default_path("intro", k=8, s=10_000)
+    PosixPath('runs/intro-k8-s10000.sqlite')
+    >>> default_path("phase-n2m1", g=12, k=4, s=3000, seed=1)
+    PosixPath('runs/phase-n2m1-g12-k4-s3000-seed1.sqlite')
+    """
+    parts = [study, *(f"{name}{value}" for name, value in settings.items())]
+    if seed:
+        parts.append(f"seed{seed}")
+    return Path(root) / f"{'-'.join(parts)}.sqlite"
 
 
 def arrays_folder(path: Path) -> Path:

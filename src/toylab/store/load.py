@@ -1,5 +1,8 @@
 """Reading a store: runs and evaluations as pandas DataFrames, weights on request.
 
+The store knows tables and weight files, not tasks: :func:`toylab.sweeps.load` (what
+``toylab.load`` is) adds the way back to a task and a ``TrainResult``.
+
 Example::
 
     import toylab
@@ -20,13 +23,13 @@ from typing import Any
 import numpy as np
 
 from toylab.errors import ConfigError
-from toylab.store.db import connect_readonly
+from toylab.store.db import NOTE, connect_readonly
 from toylab.store.files import arrays_folder, read_arrays
 
-__all__ = ["load", "SweepData"]
+__all__ = ["load", "SweepData", "EVALUATION_FIELDS"]
 
 # The columns of SweepData.evaluations that are not metrics.
-_EVALUATION_FIELDS = ("run", "step", "trigger", "flops", "compute", "wall_time")
+EVALUATION_FIELDS = ("run", "step", "trigger", "flops", "compute", "wall_time")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,8 @@ class SweepData:
       evaluations: one row per evaluation: ``run``, ``step``, ``trigger``, ``flops``,
         ``compute``, ``wall_time``, ``loss``, each metric, and ``elicited_<name>``.
       arrays: run id → {name: array} for every done run, when loaded with ``arrays=True``.
+      notes: what the sweep asked the store to keep (:meth:`toylab.store.Store.set_note`),
+        e.g. ``task_file``.
     """
 
     path: Path
@@ -50,6 +55,7 @@ class SweepData:
     runs: Any  # pandas.DataFrame
     evaluations: Any  # pandas.DataFrame
     arrays: dict[int, dict[str, np.ndarray]] | None = None
+    notes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # run id -> (weight file, status), so that weights() is a lookup, not a scan per call
@@ -76,62 +82,6 @@ class SweepData:
         """Array ``name`` of each of ``runs``, stacked: shape ``(len(runs), ...)``."""
         return np.stack([self.weights(int(run))[name] for run in runs])
 
-    def train_result(self):
-        """The whole sweep as one :class:`toylab.train.TrainResult`, as if one ``train`` call
-        had trained every run: instances grid point by grid point, seeds inside, weights
-        stacked, and the evaluation history from the store. Everything written for a
-        ``TrainResult`` (summaries, figures) then works on a store.
-
-        Raises:
-          ConfigError: a run is not done (diverged, failed or unfinished: no weights), or the
-            runs differ in task parameters or train settings (a sweep over ``train.*`` or
-            ``task.*``), or their evaluations fell at different steps.
-        """
-        import jax
-
-        from toylab.sweeps import registry
-        from toylab.sweeps.worker import leaf_name
-        from toylab.train import TrainConfig
-        from toylab.train.trainer import Evaluation, Instance, TrainResult
-
-        runs = self.runs.sort_values(["cell", "seed"])
-        unfinished = runs[runs["status"] != "done"]
-        if len(unfinished):
-            raise ConfigError(f"{self.path}: {len(unfinished)} runs are not done "
-                              f"({', '.join(sorted(set(unfinished['status'])))}); rerun the sweep first")
-        for column in ("task_params", "train"):
-            if len({json.dumps(value, sort_keys=True) for value in runs[column]}) > 1:
-                raise ConfigError(f"{self.path}: the runs differ in {column}; one TrainResult holds one setting")
-        task = registry.build_task(self.spec["task"], runs["task_params"].iloc[0])
-        ids = [int(run) for run in runs["run"]]
-
-        # Weights: the names flat_params gave each leaf, back into the task's own pytree.
-        structure = jax.eval_shape(task.init, jax.random.key(0), task.hyper(runs["config"].iloc[0]))
-        paths, treedef = jax.tree_util.tree_flatten_with_path(structure)
-        names = [leaf_name(path) for path, _ in paths]
-        params = jax.tree_util.tree_unflatten(treedef, [self.stack(name, ids) for name in names])
-
-        # The evaluations were read by load(): one row per (run, step), metrics as columns.
-        columns = [c for c in self.evaluations.columns if c not in _EVALUATION_FIELDS]
-        elicited_names = [c for c in columns if c.startswith("elicited_")]
-        raw_names = [c for c in columns if c not in elicited_names]
-        by_run = {run: rows.sort_values("step") for run, rows in self.evaluations.groupby("run")}
-        if len({tuple(by_run[run]["step"]) if run in by_run else () for run in ids}) != 1:
-            raise ConfigError(f"{self.path}: the runs were evaluated at different steps")
-
-        def stacked(k: int, name: str) -> np.ndarray:
-            return np.stack([np.asarray(by_run[run][name].iloc[k], dtype=float) for run in ids])
-
-        evaluations = []
-        for k, first in enumerate(by_run[ids[0]].itertuples(index=False)):
-            evaluations.append(Evaluation(
-                step=int(first.step), trigger=first.trigger, flops=first.flops, compute=first.compute,
-                wall_time=first.wall_time, raw={name: stacked(k, name) for name in raw_names},
-                elicited={name.removeprefix("elicited_"): stacked(k, name) for name in elicited_names}))
-        return TrainResult(task=task, config=TrainConfig(**runs["train"].iloc[0]),
-                           instances=[Instance(config=c, seed=int(s)) for c, s in zip(runs["config"], runs["seed"])],
-                           params=params, evaluations=evaluations)
-
 
 def load(path: str | Path, *, arrays: bool = False) -> SweepData:
     """Read the store at ``path`` (read-only; safe while a sweep is writing it).
@@ -156,6 +106,8 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
         eval_rows = connection.execute(
             "SELECT run, step, trigger, flops, compute, wall_time, raw, elicited FROM evaluations "
             "ORDER BY run, step").fetchall()
+        notes = {key.removeprefix(NOTE): json.loads(value) for key, value in connection.execute(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (f"{NOTE}%",))}
     finally:
         connection.close()
 
@@ -195,7 +147,7 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
         folder = arrays_folder(path)
         weights = {int(r["run"]): read_arrays(folder, r["arrays_file"])
                    for r in records if r["status"] == "done"}
-    return SweepData(path=path, spec=spec, runs=runs, evaluations=evaluations, arrays=weights)
+    return SweepData(path=path, spec=spec, runs=runs, evaluations=evaluations, arrays=weights, notes=notes)
 
 
 def _cell_text(point: dict[str, Any]) -> str:

@@ -25,9 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from toylab.errors import ConfigError
 from toylab.store.db import Store
-from toylab.sweeps import registry
 from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address
 from toylab.sweeps.chunks import auto_chunk_size, plan_chunks
+from toylab.sweeps.load import TASK_FILE_NOTE, task_file_note
+from toylab.sweeps.registry import TaskFile
 from toylab.sweeps.spec import PlannedRun, SweepSpec, extension_problems, load_spec, spec_changes
 from toylab.sweeps.worker import make_job
 
@@ -125,7 +126,9 @@ def run(
 
     # -- 3./4. train unfinished chunks, write each as it finishes ---------------------------
     with db:
-        jobs = [make_job(chunk, runs, task=spec.task, seed=spec.seed)
+        if isinstance(spec.task_factory, TaskFile):  # so that toylab.load can find it again
+            db.set_note(TASK_FILE_NOTE, task_file_note(spec.task_factory, path))
+        jobs = [make_job(chunk, runs, task=spec.task, seed=spec.seed, factory=spec.task_factory)
                 for chunk, runs in db.unfinished_chunks().items()]
         counts = db.status_counts()
         total, finished_before = sum(counts.values()), counts["done"] + counts["diverged"]
@@ -175,7 +178,7 @@ def _chunk_sizer(spec: SweepSpec, chunk_size: int | None):
         return lambda run: chunk_size
 
     def from_memory(run: PlannedRun) -> int:
-        task = registry.build_task(spec.task, run.task_params)
+        task = spec.build_task(run.task_params)
         return auto_chunk_size(task, run.config, run.train)
 
     return from_memory

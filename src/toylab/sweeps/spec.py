@@ -4,7 +4,7 @@ A spec is written in TOML (stdlib ``tomllib``) or built in Python; either way it
 on construction, down to every grid point's config, and a bad value fails in one line that
 names it. Example (``examples/sweep_tms.toml``)::
 
-    task = "superposition"        # a name in toylab.sweeps.registry
+    task = "superposition"        # a registered name, "pkg.module:factory" or "file.py:factory"
     seeds = 3                     # K seed indices 0..K-1 per grid point
     seed = 0                      # base seed
 
@@ -30,6 +30,11 @@ names it. Example (``examples/sweep_tms.toml``)::
 An axis value may itself be a list, e.g. ``importance = [[1.0, 0.5], [1.0, 1.0]]`` sweeps two
 per-feature importance vectors.
 
+``task`` may also name a factory of the user's (:mod:`toylab.sweeps.registry`): a file path in
+it is relative to the TOML file's folder (to the working directory for a spec built in
+Python). The spec keeps the reference as written: it is part of every run's identity, so a
+folder holding the spec, the task file and the store can move and its sweep still resumes.
+
 Example:
     >>> spec = SweepSpec(task="superposition", task_params={"n_features": 3, "n_hidden": 2},
     ...                  axes={"feature_probability": [0.1, 1.0]}, seeds=2)
@@ -48,7 +53,7 @@ import hashlib
 import itertools
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,7 +116,7 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     and raises a one-line :class:`toylab.errors.ConfigError` naming the bad value.
     """
 
-    task: str  # a name in toylab.sweeps.registry
+    task: str  # a registered name, "package.module:factory" or "path/to/file.py:factory"
     task_params: dict[str, Any] = {}  # keyword arguments of the task factory
     fixed: dict[str, Any] = {}  # per-instance config values shared by every grid point
     # Axis name -> values; the grid is their cartesian product, first axis slowest. Names are
@@ -128,12 +133,27 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
         # numpy values (np.logspace(...) as an axis) become the JSON numbers runs are keyed by.
         return _plain_data(value)
 
-    def __init__(self, **fields: Any) -> None:
+    # The factory `task` names, found once when the spec is built (for a file: with its source).
+    _factory: Callable[..., Task] = pydantic.PrivateAttr()
+
+    def __init__(self, *, root: str | Path | None = None, **fields: Any) -> None:
+        """Validate ``fields``; ``root`` is the folder a task file path is relative to
+        (:func:`load_spec` passes the TOML file's folder; default: the working directory)."""
         try:
             super().__init__(**_flatten_axes(fields))
         except pydantic.ValidationError as exc:
             raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+        self._factory = registry.task_factory(self.task, root)  # an unknown task fails first
         self._expand(check=True)
+
+    @property
+    def task_factory(self) -> Callable[..., Task]:
+        """The factory ``task`` names: ``factory(**task_params) -> Task``."""
+        return self._factory
+
+    def build_task(self, task_params: Mapping[str, Any]) -> Task:
+        """The task for one grid point's ``task_params`` (a :class:`PlannedRun`'s)."""
+        return registry.build_task(self.task, task_params, self._factory)
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -161,7 +181,6 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
 
     def _expand(self, *, check: bool) -> list[PlannedRun]:
         if check:
-            registry.task_factory(self.task)  # an unknown name fails before anything else
             self._check_axes()
         tasks: dict[str, Task] = {}
         trains: dict[str, TrainConfig] = {}
@@ -174,13 +193,13 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
             task_key, train_key = canonical_json(task_params), canonical_json(train_updates)
             try:
                 if task_key not in tasks:
-                    tasks[task_key] = registry.build_task(self.task, task_params)
+                    tasks[task_key] = self.build_task(task_params)
                 if train_key not in trains:
                     trains[train_key] = _train_config(self.train, train_updates)
                 if check:
                     tasks[task_key].hyper(config)
             except ConfigError as exc:
-                raise ConfigError(f"grid point {where}: {exc}" if where else str(exc)) from None
+                raise type(exc)(f"grid point {where}: {exc}" if where else str(exc)) from None
             train = trains[train_key]
             group = canonical_json({"task_params": task_params, "train": train.model_dump(mode="json")})
             cell = canonical_json(point)
@@ -262,7 +281,10 @@ def _train_config(base: TrainConfig, updates: Mapping[str, Any]) -> TrainConfig:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read a TOML sweep spec; every problem is one :class:`ConfigError` line naming ``path``."""
+    """Read a TOML sweep spec; every problem is one :class:`ConfigError` line naming ``path``.
+
+    A task file named in it (``task = "my_task.py:factory"``) is read relative to its folder.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -273,9 +295,9 @@ def load_spec(path: str | Path) -> SweepSpec:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return SweepSpec(**data)
+        return SweepSpec(root=path.parent, **data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise type(exc)(f"{path}: {exc}") from None  # a TaskError stays one
 
 
 # -- comparing specs: what a store holds against what a command asks for ---------------------

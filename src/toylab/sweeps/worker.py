@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from toylab.experiments.runs import json_safe
+from toylab.io import json_safe
 from toylab.store.db import RunOutcome, StoredRun
 from toylab.sweeps import registry
 from toylab.tasks.base import Task
@@ -38,7 +38,8 @@ class ChunkJob:
     seeds: list[int]
     runs: list[int]  # run ids, config-major: runs[c · len(seeds) + s], the trainer's order
     # The coordinator's factory for `task`: a Ray worker has not seen the coordinator's
-    # registrations (a task registered in a script), so the job carries it.
+    # registrations (a task registered in a script) nor, perhaps, the user's task file, so
+    # the job carries it (a file's factory as its source: registry.TaskFile).
     factory: Callable[..., Task] | None = None
 
     @property
@@ -46,7 +47,8 @@ class ChunkJob:
         return len(self.runs)
 
 
-def make_job(chunk: int, runs: Sequence[StoredRun], *, task: str, seed: int) -> ChunkJob:
+def make_job(chunk: int, runs: Sequence[StoredRun], *, task: str, seed: int,
+             factory: Callable[..., Task] | None = None) -> ChunkJob:
     """The job for a chunk's stored runs, which the planner made a configs × seeds rectangle."""
     configs: dict[str, dict[str, Any]] = {}
     for run in runs:
@@ -59,7 +61,7 @@ def make_job(chunk: int, runs: Sequence[StoredRun], *, task: str, seed: int) -> 
         chunk=chunk, task=task, task_params=runs[0].task_params, train=runs[0].train, seed=seed,
         configs=list(configs.values()), seeds=seeds,
         runs=[by_position[cell, s] for cell in configs for s in seeds],
-        factory=registry.task_factory(task))
+        factory=factory or registry.task_factory(task))
 
 
 def train_chunk(job: ChunkJob, on_steps: Callable[[int], None] | None = None) -> list[RunOutcome]:

@@ -1,0 +1,160 @@
+"""Reading a sweep back: the store's tables, plus the way back to its task and a TrainResult.
+
+The store (:mod:`toylab.store`) reads runs, evaluations and weights and knows nothing of tasks;
+this module rebuilds the task a sweep trained, the way the sweep found it, and stacks the runs
+into one :class:`toylab.train.TrainResult`. ``toylab.load`` is :func:`load`.
+
+Where a task file is looked for: a sweep records its task file's path twice in the store, as
+it was (absolute) and relative to the store's folder. Reading it back tries the relative path
+first, from wherever the store is now, then the absolute one: a project folder that holds the
+store and the task file can move or be copied to another machine, and a store moved on its
+own still finds the file where it was. The file's hash is recorded too: a file edited since
+the sweep trained is used, with a warning.
+
+Example::
+
+    import toylab
+    data = toylab.load("runs/tms.sqlite")   # a SweepResults: tables as DataFrames
+    result = data.train_result()            # every run, as one train() call would return them
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from toylab import store
+from toylab.errors import ConfigError, TaskError
+from toylab.store.load import EVALUATION_FIELDS, SweepData
+from toylab.sweeps import registry
+from toylab.sweeps.worker import leaf_name
+from toylab.tasks.base import Task, bind_data
+from toylab.train import Evaluation, Instance, TrainConfig, TrainResult
+
+__all__ = ["load", "SweepResults", "TASK_FILE_NOTE", "task_file_note"]
+
+TASK_FILE_NOTE = "task_file"  # the store note that says where a sweep's task file was
+
+
+def load(path: str | Path, *, arrays: bool = False) -> SweepResults:
+    """Read the store at ``path`` (read-only; safe while a sweep is writing it).
+
+    Args:
+      path: the store's SQLite file.
+      arrays: also read the weights of every done run into :attr:`SweepResults.arrays`.
+
+    Raises:
+      ConfigError: no such file, or a file that is not a toylab store.
+    """
+    data = store.load(path, arrays=arrays)
+    return SweepResults(**{field.name: getattr(data, field.name) for field in dataclasses.fields(data)})
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResults(SweepData):
+    """A store's contents (:class:`toylab.store.SweepData`) and the task that produced them."""
+
+    def task(self, task_params: dict[str, Any] | None = None) -> Task:
+        """The sweep's task, rebuilt from its spec (and its recorded file, for a task file).
+
+        Args:
+          task_params: the factory's arguments; default: those of the first run.
+
+        Raises:
+          TaskError: the task's name, module or file cannot be found any more.
+        """
+        reference = self.spec["task"]
+        if task_params is None:
+            task_params = self.runs["task_params"].iloc[0] if len(self.runs) else self.spec["task_params"]
+        factory = None
+        if (file := registry.split_file_reference(reference)) is not None:
+            factory = registry.task_factory(f"{self._task_file(reference)}:{file[1]}")
+        return registry.build_task(reference, task_params, factory)
+
+    def train_result(self) -> TrainResult:
+        """The whole sweep as one :class:`toylab.train.TrainResult`, as if one ``train`` call
+        had trained every run: instances grid point by grid point, seeds inside, weights
+        stacked, and the evaluation history from the store. Everything written for a
+        ``TrainResult`` (summaries, figures) then works on a store.
+
+        Raises:
+          ConfigError: a run is not done (diverged, failed or unfinished: no weights), or the
+            runs differ in task parameters or train settings (a sweep over ``train.*`` or
+            ``task.*``), or their evaluations fell at different steps.
+          TaskError: the sweep's task cannot be found any more (see the module docstring).
+        """
+        runs = self.runs.sort_values(["cell", "seed"])
+        unfinished = runs[runs["status"] != "done"]
+        if len(unfinished):
+            raise ConfigError(f"{self.path}: {len(unfinished)} runs are not done "
+                              f"({', '.join(sorted(set(unfinished['status'])))}); rerun the sweep first")
+        for column in ("task_params", "train"):
+            if len({json.dumps(value, sort_keys=True) for value in runs[column]}) > 1:
+                raise ConfigError(f"{self.path}: the runs differ in {column}; one TrainResult holds one setting")
+        task = self.task(runs["task_params"].iloc[0])
+        ids = [int(run) for run in runs["run"]]
+
+        # Weights: the names flat_params gave each leaf, back into the task's own pytree.
+        structure = jax.eval_shape(bind_data(task, task.data).init, jax.random.key(0),
+                                   task.hyper(runs["config"].iloc[0]))
+        paths, treedef = jax.tree_util.tree_flatten_with_path(structure)
+        names = [leaf_name(path) for path, _ in paths]
+        params = jax.tree_util.tree_unflatten(treedef, [self.stack(name, ids) for name in names])
+
+        # The evaluations were read by load(): one row per (run, step), metrics as columns.
+        columns = [c for c in self.evaluations.columns if c not in EVALUATION_FIELDS]
+        elicited_names = [c for c in columns if c.startswith("elicited_")]
+        raw_names = [c for c in columns if c not in elicited_names]
+        by_run = {run: rows.sort_values("step") for run, rows in self.evaluations.groupby("run")}
+        if len({tuple(by_run[run]["step"]) if run in by_run else () for run in ids}) != 1:
+            raise ConfigError(f"{self.path}: the runs were evaluated at different steps")
+
+        def stacked(k: int, name: str) -> np.ndarray:
+            return np.stack([np.asarray(by_run[run][name].iloc[k], dtype=float) for run in ids])
+
+        evaluations = []
+        for k, first in enumerate(by_run[ids[0]].itertuples(index=False)):
+            evaluations.append(Evaluation(
+                step=int(first.step), trigger=first.trigger, flops=first.flops, compute=first.compute,
+                wall_time=first.wall_time, raw={name: stacked(k, name) for name in raw_names},
+                elicited={name.removeprefix("elicited_"): stacked(k, name) for name in elicited_names}))
+        return TrainResult(task=task, config=TrainConfig(**runs["train"].iloc[0]),
+                           instances=[Instance(config=c, seed=int(s)) for c, s in zip(runs["config"], runs["seed"])],
+                           params=params, evaluations=evaluations)
+
+    def _task_file(self, reference: str) -> Path:
+        note = self.notes.get(TASK_FILE_NOTE)
+        if note is None:
+            raise TaskError(f"{self.path}: task {reference!r} is a file, but the store does not say "
+                            "where it was; rerun the sweep with this toylab to record it")
+        beside = self.path.resolve().parent / note["relative"]
+        for candidate in (beside, Path(note["path"])):
+            if candidate.is_file():
+                break
+        else:
+            raise TaskError(f"{self.path}: task file {note['relative']} is neither beside the store "
+                            f"({beside}) nor where the sweep read it ({note['path']}); put it back")
+        if _sha256(candidate.read_text(encoding="utf-8")) != note["sha256"]:
+            warnings.warn(f"{candidate} changed since the sweep in {self.path} trained; the task "
+                          "is rebuilt from the file as it is now", stacklevel=3)
+        return candidate
+
+
+def task_file_note(factory: registry.TaskFile, store_path: str | Path) -> dict[str, str]:
+    """What :class:`SweepResults` needs to find ``factory``'s file again from ``store_path``."""
+    return {"path": factory.path,
+            "relative": os.path.relpath(factory.path, Path(store_path).resolve().parent),
+            "sha256": _sha256(factory.source)}
+
+
+def _sha256(source: str) -> str:
+    # Of the text as read (universal newlines), as the sweep read it: not of the raw bytes.
+    return hashlib.sha256(source.encode()).hexdigest()
