@@ -4,10 +4,13 @@ from toylab.train.config import TrainConfig
 from toylab.train.gradient_flow import gradient_flow, gradient_flow_losses
 from toylab.train.optim import learning_rate_schedule, make_optimizer
 from toylab.train.schedule import EvalPoint, next_evaluation, planned_evaluations
-from toylab.train.trainer import Evaluation, Instance, TrainResult, initial_params, train
+from toylab.train.trainer import (
+    Evaluation, Instance, Population, TrainResult, batch_bytes, evaluation_shapes, initial_params, train,
+)
 
 __all__ = [
-    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance", "initial_params",
+    "TrainConfig", "train", "TrainResult", "Evaluation", "Instance", "Population", "initial_params",
+    "evaluation_shapes", "batch_bytes",
     "make_optimizer", "learning_rate_schedule", "EvalPoint", "next_evaluation",
     "planned_evaluations", "gradient_flow", "gradient_flow_losses",
 ]
