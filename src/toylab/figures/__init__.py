@@ -32,6 +32,7 @@ __all__ = [
 
 # Multi-component learning / S-curves (SPEC S3).
 from toylab.figures.scurves import (  # noqa: E402
+    LossCurves,
     alignment,
     loss_curves,
     mode_strengths,
@@ -39,7 +40,7 @@ from toylab.figures.scurves import (  # noqa: E402
     rank_sweep,
 )
 
-__all__ += ["alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "rank_sweep"]
+__all__ += ["LossCurves", "alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "rank_sweep"]
 
 # Scale sensitivity of superposition measures (SPEC S2).
 from toylab.figures.rescale import rescale_check  # noqa: E402
