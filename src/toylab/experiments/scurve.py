@@ -1,6 +1,6 @@
 """Train multi-component models on matrix targets and read their S-curves.
 
-The Python counterpart of ``toylab scurve`` (Jermyn & Shlegeris 2022, SPEC S3): :func:`run`
+The Python counterpart of ``toylab scurve`` (Jermyn & Shlegeris 2022): :func:`run`
 trains every (config, seed) side by side, :func:`summarize` finds each run's plateaus and drops,
 the Saxe et al. (2014) predictions where they apply, and competing learned directions
 ("bumps"); :func:`write_run` saves the summary and the figures.

@@ -30,7 +30,7 @@ __all__ = [
     "save",
 ]
 
-# Multi-component learning / S-curves (SPEC S3).
+# Multi-component learning / S-curves (Jermyn & Shlegeris 2022).
 from toylab.figures.scurves import (  # noqa: E402
     LossCurves,
     alignment,
@@ -42,12 +42,12 @@ from toylab.figures.scurves import (  # noqa: E402
 
 __all__ += ["LossCurves", "alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "rank_sweep"]
 
-# Scale sensitivity of superposition measures (SPEC S2).
+# Scale sensitivity of superposition measures (the rescaling check).
 from toylab.figures.rescale import rescale_check  # noqa: E402
 
 __all__ += ["rescale_check"]
 
-# Phase diagrams (SPEC S1, Elhage et al. §4).
+# Phase diagrams (Elhage et al. 2022, §4).
 from toylab.figures.phase import phase_diagram  # noqa: E402
 
 __all__ += ["phase_diagram"]

@@ -1,4 +1,4 @@
-"""The rescaling sanity check (SPEC S2) in one figure: what ``W → cW`` does to a model and to its measures.
+"""The rescaling sanity check in one figure: what ``W → cW`` does to a model and to its measures.
 
 Pure: arrays in, a new :class:`matplotlib.figure.Figure` out (see :mod:`toylab.figures._style`).
 Produced by :mod:`toylab.experiments.rescale` (``toylab rescale-check``).
