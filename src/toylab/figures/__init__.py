@@ -1,4 +1,4 @@
-"""Figures: pure functions from result arrays to :class:`matplotlib.figure.Figure`.
+"""Figures: pure functions from results (arrays, and the metrics' typed results) to a Figure.
 
 Nothing here uses ``pyplot`` or global matplotlib state; write a figure to disk with
 :func:`save` (PNG at 150 dpi and SVG).
