@@ -11,9 +11,11 @@ matplotlib.use("Agg")  # before pyplot is imported anywhere in this process
 import matplotlib.pyplot as plt  # noqa: E402  (only to check that figures never register)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from toylab import figures  # noqa: E402
+from toylab import figures, metrics  # noqa: E402
+from toylab.errors import ConfigError  # noqa: E402
 from toylab.figures import superposition  # noqa: E402
 
 
@@ -92,7 +94,7 @@ def test_feature_vectors_accepts_one_matrix():
 
 def test_feature_vectors_rejects_d_hidden_other_than_two_in_one_line():
     W = np.zeros((2, 3, 5))
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ConfigError) as err:
         figures.feature_vectors(W, ["a", "b"])
     message = str(err.value)
     assert "\n" not in message
@@ -100,7 +102,7 @@ def test_feature_vectors_rejects_d_hidden_other_than_two_in_one_line():
 
 
 def test_feature_vectors_rejects_wrong_number_of_titles():
-    with pytest.raises(ValueError, match="3 titles for 4 models"):
+    with pytest.raises(ConfigError, match="3 titles for 4 models"):
         figures.feature_vectors(example_weights(), TITLES[:3])
 
 
@@ -118,7 +120,7 @@ def test_norms_and_interference_axes_and_bars():
         lo, hi = image.get_clim()
         assert lo == pytest.approx(-hi)  # centred at 0
         widths = [patch.get_width() for patch in bx.patches]
-        np.testing.assert_allclose(widths, np.linalg.norm(W[k], axis=0))
+        np.testing.assert_allclose(widths, np.linalg.norm(W[k], axis=0), rtol=1e-6)  # float32
         assert bx.get_ylim()[0] > bx.get_ylim()[1]  # feature 0 on top
 
 
@@ -132,13 +134,19 @@ def test_norms_and_interference_colours_superposition_brightly():
         np.testing.assert_allclose(patch.get_facecolor(), cmap(1.0))
 
 
-def test_interference_and_norms_known_answers():
+def test_norms_and_interference_draws_what_the_metrics_report():
     W = example_weights()
-    np.testing.assert_allclose(superposition._feature_norms(W)[0], np.ones(5))
-    # pentagon: 2 cos²(72°) + 2 cos²(144°) = 3/2 for every feature
-    np.testing.assert_allclose(superposition._interference(W)[0], np.full(5, 1.5))
-    np.testing.assert_allclose(superposition._interference(W)[1], [1, 1, 0, 0, 0], atol=1e-12)
-    np.testing.assert_allclose(superposition._interference(W)[2], np.zeros(5), atol=1e-12)
+    W[2, :, 3] = [3e-7, 2e-7]  # a column of float noise: no direction, so no interference
+    fig = figures.norms_and_interference(W, TITLES)
+    interference = np.asarray(metrics.interference(W))
+    # pentagon: 2 cos²(72°) + 2 cos²(144°) = 3/2 for every feature; antipodal pair: 1 each
+    np.testing.assert_allclose(interference[:2], [np.full(5, 1.5), [1, 1, 0, 0, 0]], atol=1e-6)
+    assert interference[2, 3] == 0.0
+    scale = Normalize(0.0, interference.max())  # the random model's largest value is above 1
+    for bars, norms, inter in zip(fig.axes[1:8:2], np.asarray(metrics.feature_norms(W)), interference):
+        np.testing.assert_allclose([patch.get_width() for patch in bars.patches], norms)
+        np.testing.assert_allclose([patch.get_facecolor() for patch in bars.patches],
+                                   figures._style.INTERFERENCE(scale(inter)))
 
 
 # --- dimensions_per_feature / feature_dimensionality -------------------------------------------
@@ -161,12 +169,12 @@ def test_dimensions_per_feature_seeds_and_best_line():
 
     (ax,) = figures.dimensions_per_feature(p, y, best=np.linspace(1, 0.5, 6)).axes
     assert len(ax.lines) == 3
-    with pytest.raises(ValueError, match="one value per distinct feature probability"):
+    with pytest.raises(ConfigError, match="one value per distinct feature probability"):
         figures.dimensions_per_feature(p, y, best=np.ones(4))
 
 
 def test_dimensions_per_feature_rejects_bad_probability():
-    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=r"in \(0, 1\]"):
         figures.dimensions_per_feature(np.array([0.5, 0.0]), np.ones(2))
 
 
@@ -186,7 +194,7 @@ def test_feature_dimensionality_reference_lines_and_points():
 
 
 def test_feature_dimensionality_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"\(3,\) and \(4, 5\)"):
+    with pytest.raises(ConfigError, match=r"\(3,\) and \(4, 5\)"):
         figures.feature_dimensionality(np.ones(3) * 0.5, np.ones((4, 5)))
 
 
@@ -221,7 +229,7 @@ def test_save_writes_png_and_svg(tmp_path):
 
 
 def test_save_rejects_a_name_with_extension(tmp_path):
-    with pytest.raises(ValueError, match="bare file stem"):
+    with pytest.raises(ConfigError, match="bare file stem"):
         figures.save(Figure(), tmp_path, "pentagon.png")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 
 import matplotlib
@@ -14,7 +15,10 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from toylab import figures  # noqa: E402
-from toylab.figures import scurves  # noqa: E402
+from toylab.errors import ConfigError  # noqa: E402
+from toylab.figures import LossCurves, scurves  # noqa: E402
+from toylab.metrics.lowrank import Bump  # noqa: E402
+from toylab.metrics.plateaus import Drop, Plateau, Plateaus  # noqa: E402
 
 S = np.array([3.0, 2.0, 1.0])  # target singular values s_k
 U0 = 1e-6  # init scale
@@ -32,11 +36,11 @@ def staircase(t: np.ndarray) -> np.ndarray:
 
 T = np.linspace(0.0, 10.0, 201)
 LOSS = np.stack([staircase(T), staircase(T * 0.9)])  # (runs=2, evals)
-PLATEAUS = [
-    [{"start": 0.0, "end": 2.0, "level": 7.0}, {"start": 4.3, "end": 5.5, "level": 0.5}],
-    [{"start": 0.0, "end": 2.2, "level": 7.0}],
+# What the plateau detector reports for each run (its own result type), written out by hand.
+FOUND = [
+    Plateaus([Plateau(0.0, 2.0, 7.0), Plateau(4.3, 5.5, 0.5)], [Drop(2.5, 4.5), Drop(6.9, 0.5)]),
+    Plateaus([Plateau(0.0, 2.2, 7.0)], [Drop(2.8, 4.5)]),
 ]
-DROPS = [[{"time": 2.5, "size": 4.5}, {"time": 6.9, "size": 0.5}], [{"time": 2.8, "size": 4.5}]]
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +50,8 @@ def _no_pyplot_figures():
     assert plt.get_fignums() == []
 
 
-def one_line_value_error(call, *fragments: str) -> None:
-    with pytest.raises(ValueError) as err:
+def one_line_config_error(call, *fragments: str) -> None:
+    with pytest.raises(ConfigError) as err:
         call()
     message = str(err.value)
     assert "\n" not in message
@@ -60,8 +64,8 @@ def one_line_value_error(call, *fragments: str) -> None:
 
 def test_loss_curves_runs_plateaus_drops_and_theory():
     tt = np.linspace(0, 10, 500)
-    fig = figures.loss_curves(T, LOSS, labels=["seed 0", "seed 1"], plateaus=PLATEAUS,
-                              drops=DROPS, theory_t=tt, theory_loss=staircase(tt), title="rank 3")
+    fig = figures.loss_curves(LossCurves(T, LOSS, found=FOUND, labels=["seed 0", "seed 1"],
+                                         theory_t=tt, theory_loss=staircase(tt), title="rank 3"))
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     assert len(ax.lines) == 2 + 1  # runs, then theory
@@ -87,8 +91,8 @@ def test_loss_curves_runs_plateaus_drops_and_theory():
     assert ax.get_title() == "rank 3"
 
 
-def test_loss_curves_one_run_accepts_a_bare_plateau_list():
-    fig = figures.loss_curves(T, LOSS[0], plateaus=PLATEAUS[0])
+def test_loss_curves_one_run_accepts_a_single_result():
+    fig = figures.loss_curves(LossCurves(T, LOSS[0], found=Plateaus(FOUND[0].plateaus, [])))
     (ax,) = fig.axes
     assert len(ax.lines) == 1 and len(ax.patches) == 2
     assert ax.get_ylim()[0] == 0.0  # loss ≥ 0: linear axis starts at 0
@@ -98,39 +102,36 @@ def test_loss_curves_one_run_accepts_a_bare_plateau_list():
 def test_loss_curves_log_axes_clip_at_the_floor():
     loss = LOSS.copy()
     loss[:, -5:] = 0.0  # exact zeros cannot sit on a log axis
-    (ax,) = figures.loss_curves(T, loss, plateaus=PLATEAUS, log_time=True, log_loss=True).axes
+    (ax,) = figures.loss_curves(LossCurves(T, loss, found=FOUND), log_time=True, log_loss=True).axes
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
     assert ax.get_ylim()[0] == pytest.approx(scurves.LOG_FLOOR_FRACTION * loss.max())
     assert ax.get_xlim()[0] == pytest.approx(T[1])  # t = 0 is not on a log axis
     assert np.all(ax.lines[0].get_ydata() > 0)
     assert len(ax.patches) == 3
-    (ax,) = figures.loss_curves(T, loss, log_loss=True, loss_floor=1e-3).axes
+    (ax,) = figures.loss_curves(LossCurves(T, loss), log_loss=True, loss_floor=1e-3).axes
     assert ax.get_ylim()[0] == pytest.approx(1e-3)
 
 
-def test_loss_curves_rejects_bad_shapes_in_one_line():
-    one_line_value_error(lambda: figures.loss_curves(T, LOSS[:, :50]), "(201,)", "(2, 50)")
-    one_line_value_error(lambda: figures.loss_curves(T[:, None], LOSS), "(201, 1)")
-    one_line_value_error(
-        lambda: figures.loss_curves(T, LOSS, theory_t=T, theory_loss=np.ones(7)), "(201,)", "(7,)"
-    )
-    one_line_value_error(lambda: figures.loss_curves(T, LOSS, theory_t=T), "together")
-    one_line_value_error(lambda: figures.loss_curves(T, LOSS, labels=["a"]), "1 labels for 2 runs")
+def test_loss_curves_are_checked_once_when_built_in_one_line():
+    one_line_config_error(lambda: LossCurves(T, LOSS[:, :50]), "(201,)", "(2, 50)")
+    one_line_config_error(lambda: LossCurves(T[:, None], LOSS), "(201, 1)")
+    one_line_config_error(lambda: LossCurves(T, LOSS, theory_t=T, theory_loss=np.ones(7)), "(201,)", "(7,)")
+    one_line_config_error(lambda: LossCurves(T, LOSS, theory_t=T), "together")
+    one_line_config_error(lambda: LossCurves(T, LOSS, labels=["a"]), "1 labels for 2 runs")
+    one_line_config_error(lambda: LossCurves(T, LOSS, found=FOUND[0]), "1 plateau results for 2 runs")
+    one_line_config_error(lambda: LossCurves(T, LOSS[0], found=[{"start": 0, "end": 1, "level": 0}]),
+                          "Plateaus", "dict")
+    one_line_config_error(lambda: figures.loss_curves(LossCurves(T, LOSS), log_loss=True, loss_floor=0.0),
+                          "loss_floor > 0")
 
 
-def test_loss_curves_rejects_malformed_events_in_one_line():
-    one_line_value_error(lambda: figures.loss_curves(T, LOSS, plateaus=PLATEAUS[0]),
-                         "one list per run")
-    one_line_value_error(lambda: figures.loss_curves(T, LOSS, plateaus=PLATEAUS[:1]),
-                         "1 runs", "2 runs")
-    one_line_value_error(
-        lambda: figures.loss_curves(T, LOSS[0], plateaus=[{"start": 0, "end": 1}]), "'level'"
-    )
-    one_line_value_error(
-        lambda: figures.loss_curves(T, LOSS[0], plateaus=[{"start": 2, "end": 1, "level": 0}]),
-        "start <= end",
-    )
-    one_line_value_error(lambda: figures.loss_curves(T, LOSS[0], drops=[{"t": 1}]), "'time'")
+def test_loss_curves_fill_in_defaults_once():
+    curves = LossCurves(T, LOSS, theory_t=T, theory_loss=staircase(T))
+    assert curves.found == (Plateaus([], []), Plateaus([], []))  # one empty result per run
+    assert curves.labels == ("run 0", "run 1")
+    assert curves.theory_loss.shape == (1, T.size)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        curves.title = "changed"  # type: ignore[misc]
 
 
 # --- mode_strengths -----------------------------------------------------------------------------
@@ -165,9 +166,9 @@ def test_mode_strengths_one_run_and_many_modes_colorbar():
 
 
 def test_mode_strengths_rejects_bad_shapes_in_one_line():
-    one_line_value_error(lambda: figures.mode_strengths(T, saxe(T), S[:2]), "(201, 3)", "(2,)")
-    one_line_value_error(lambda: figures.mode_strengths(T[:9], saxe(T), S), "(9,)")
-    one_line_value_error(
+    one_line_config_error(lambda: figures.mode_strengths(T, saxe(T), S[:2]), "(201, 3)", "(2,)")
+    one_line_config_error(lambda: figures.mode_strengths(T[:9], saxe(T), S), "(9,)")
+    one_line_config_error(
         lambda: figures.mode_strengths(T, saxe(T), S, theory_t=T, theory=saxe(T)[:, :2]),
         "(T, 3)", "(201, 2)",
     )
@@ -176,18 +177,12 @@ def test_mode_strengths_rejects_bad_shapes_in_one_line():
 # --- rank_sweep ---------------------------------------------------------------------------------
 
 
-def sweep_panels() -> list[dict]:
-    panels = []
-    for rank in (1, 2, 4, 10, 100):
-        panels.append({
-            "title": f"rank {rank}",
-            "t": T,
-            "loss": rank * LOSS,
-            "plateaus": [[{"start": 0.0, "end": 2.0, "level": 7.0 * rank}], []],
-            "theory_t": T,
-            "theory_loss": rank * staircase(T),
-        })
-    return panels
+def sweep_panels() -> list[LossCurves]:
+    return [
+        LossCurves(T, rank * LOSS, found=[Plateaus([Plateau(0.0, 2.0, 7.0 * rank)], []), Plateaus([], [])],
+                   theory_t=T, theory_loss=rank * staircase(T), title=f"rank {rank}")
+        for rank in (1, 2, 4, 10, 100)
+    ]
 
 
 def test_rank_sweep_one_axes_per_panel():
@@ -202,24 +197,20 @@ def test_rank_sweep_one_axes_per_panel():
     assert fig.get_suptitle() == "Adam, MSE"
     assert fig.supxlabel is not None and "time" in fig._supxlabel.get_text()
     assert fig.axes[0].get_ylabel() and not fig.axes[1].get_ylabel()  # y label once per row
+    names = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert names == ["run (colour = seed)", "plateau", "Saxe et al. theory"]  # no drops found
 
 
 def test_rank_sweep_wraps_and_linear_option():
-    panels = [{"t": T, "loss": LOSS[0] * (i + 1)} for i in range(7)]
+    panels = [LossCurves(T, LOSS[0] * (i + 1)) for i in range(7)]
     fig = figures.rank_sweep(panels, log_loss=False)
     assert len(fig.axes) == 7
     assert {ax.get_subplotspec().rowspan.start for ax in fig.axes} == {0, 1}
     assert all(ax.get_yscale() == "linear" for ax in fig.axes)
 
 
-def test_rank_sweep_rejects_bad_panels_in_one_line():
-    one_line_value_error(lambda: figures.rank_sweep([]), "non-empty list")
-    one_line_value_error(lambda: figures.rank_sweep([{"t": T}]), "panel 0", "'loss'")
-    one_line_value_error(lambda: figures.rank_sweep([{"t": T, "loss": LOSS, "plateau": []}]),
-                         "unknown keys ['plateau']")
-    bad = sweep_panels()
-    bad[2]["loss"] = LOSS[:, :10]
-    one_line_value_error(lambda: figures.rank_sweep(bad), "panel 2", "(201,)", "(2, 10)")
+def test_rank_sweep_rejects_no_panels_in_one_line():
+    one_line_config_error(lambda: figures.rank_sweep([]), "at least one panel")
 
 
 # --- alignment ----------------------------------------------------------------------------------
@@ -230,15 +221,15 @@ def test_alignment_panel_per_mode_and_bumps():
     a[:, 0, 0] = saxe(T)[:, 0] / 3
     a[:, 1, 0] = 0.5 * np.exp(-((T - 3) ** 2))  # a bump: learned 1 visits mode 0, then leaves
     a[:, 1, 1] = saxe(T)[:, 1] / 2
-    fig = figures.alignment(T, a, bumps=[{"time": 3.0, "learned": 1, "mode": 0}])
+    fig = figures.alignment(T, a, bumps=[Bump(learned=1, mode=0, time=3.0, rise=0.5, fall=0.5)])
     assert len(fig.axes) == 3
     assert all(len(ax.lines) == 2 for ax in fig.axes)
     (circle,) = fig.axes[0].collections
     np.testing.assert_allclose(circle.get_offsets(), [[3.0, 0.5]])
     assert [ax.get_title() for ax in fig.axes] == [f"target mode {k}" for k in (1, 2, 3)]
-    one_line_value_error(lambda: figures.alignment(T, a[:, :, 0]), "(201, 2)")
-    one_line_value_error(
-        lambda: figures.alignment(T, a, bumps=[{"time": 1, "learned": 2, "mode": 0}]),
+    one_line_config_error(lambda: figures.alignment(T, a[:, :, 0]), "(201, 2)")
+    one_line_config_error(
+        lambda: figures.alignment(T, a, bumps=[Bump(learned=2, mode=0, time=1.0, rise=0.5, fall=0.5)]),
         "learned=2", "(201, 2, 3)",
     )
 
@@ -247,7 +238,7 @@ def test_alignment_panel_per_mode_and_bumps():
 
 
 def test_save_writes_png_and_svg(tmp_path):
-    fig = figures.loss_curves(T, LOSS, plateaus=PLATEAUS, drops=DROPS)
+    fig = figures.loss_curves(LossCurves(T, LOSS, found=FOUND))
     paths = figures.save(fig, tmp_path / "figs", "loss_curves")
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert all(p.stat().st_size > 1000 for p in paths)

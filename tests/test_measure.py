@@ -1,4 +1,4 @@
-"""Scale-invariant superposition measures and ``metrics.measure`` on any weight matrix (SPEC S2).
+"""Scale-invariant superposition measures and ``metrics.measure`` on any weight matrix (the rescaling check).
 
 Exact values on constructed solutions (pentagon, orthonormal, dropped features), invariance
 under W → cW as a property, every measure's declared scaling checked against the numbers, and

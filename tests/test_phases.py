@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from toylab.errors import ConfigError
 from toylab.tasks import superposition
 from toylab.theory import phases
 
@@ -50,7 +51,7 @@ def test_swapping_importance_swaps_not_represented_and_dedicated():
     (0.0, 1.0, r"density=0.0"), (1.5, 1.0, r"density=1.5"), (0.5, -1.0, r"relative_importance=-1.0"),
 ])
 def test_bad_values_are_named(density, relative_importance, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         phases.candidate_losses(density, relative_importance)
 
 
@@ -79,7 +80,7 @@ def test_phase_diagram_marks_disagreements_and_draws_boundaries():
     dots = [line for line in ax.lines if line.get_marker() == "o"]
     assert len(dots) == 1 and dots[0].get_xdata().tolist() == [p[0]] and dots[0].get_ydata().tolist() == [r[0]]
     assert sum(line.get_linestyle() == "--" for line in ax.lines) == 2
-    with pytest.raises(ValueError, match=r"unknown phase names \['pentagon'\]"):
+    with pytest.raises(ConfigError, match=r"unknown phase names \['pentagon'\]"):
         phase_diagram(p, r, np.full((4, 5), "pentagon", dtype=object))
 
 

@@ -1,4 +1,4 @@
-"""The rescaling sanity check (SPEC S2) on a real classifier and on the superposition autoencoder.
+"""The rescaling sanity check on a real classifier and on the superposition autoencoder.
 
 Small settings: the classifier trains 300 steps (≈ 95% test accuracy on digits) and the
 autoencoder 400 steps, once per module.

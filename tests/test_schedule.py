@@ -1,4 +1,4 @@
-"""The S4 evaluation schedule: exactly which steps fire, and why."""
+"""The compute-schedule evaluations: exactly which steps fire, and why."""
 
 import pytest
 

@@ -33,7 +33,7 @@ def test_each_mode_follows_saxe_closed_form_within_two_percent(aligned_run):
     measured = result.history("mode_strength")[:, 0, :3]
     theory = saxe.mode_strength(t[:, None], S[None, :], 1e-6)
     assert np.max(np.abs(measured - theory) / S) < 0.02
-    for k, s in enumerate(S):  # the half-way time, the SPEC's (1/2s) ln(s/u0)-based prediction
+    for k, s in enumerate(S):  # the half-way time, near (1/2s) ln(s/u0) (Saxe et al. 2014)
         assert _crossing(t, measured[:, k], s / 2) == pytest.approx(saxe.drop_time(s, 1e-6), rel=0.02)
 
 
@@ -185,3 +185,13 @@ def test_full_rank_plateau_grows_with_log_inverse_init_under_gd_but_not_under_ad
     np.testing.assert_allclose(increments, np.log(10.0) / 4.0, rtol=0.25)
     # Adam moves each parameter by about lr per step: escaping takes as many steps at any ε.
     assert steps["adam"].max() / steps["adam"].min() < 1.15
+
+
+def test_figures_of_several_seeds_of_one_target_draw_its_theory_once():
+    # Seeds of one target and init share Saxe's curve: it is drawn once, not refused as before.
+    result = scurve.run(d=6, singular_values=[3.0, 1.0], init="aligned", lr=0.05, steps=300, seeds=2,
+                        progress=False)
+    summary = scurve.summarize(result)
+    (ax,) = scurve.scurve_figures(result, summary)["loss_curves"].axes
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "-", "--"]  # two seeds, one theory
+    assert len(ax.patches) == sum(len(run["plateaus"]) for run in summary["runs"])

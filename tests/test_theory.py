@@ -78,7 +78,7 @@ def test_two_component_drop_time_is_exact_and_logarithmic():
     log_inverse_u0 = np.array([10.0, 20.0, 30.0])
     times = saxe.drop_time(2.0, np.exp(-log_inverse_u0))
     np.testing.assert_allclose(np.diff(times) / np.diff(log_inverse_u0), 1 / (2 * 2.0), rtol=1e-4)
-    # SPEC S3's approximation (1/2s) ln(s/u₀) is within u₀/(2s²) of it.
+    # The usual estimate (1/2s) ln(s/u₀) is within u₀/(2s²) of it.
     assert abs(saxe.drop_time(2.0, 1e-5) - np.log(2.0 / 1e-5) / 4) < 1e-5 / 8 * 1.01
 
 

@@ -1,4 +1,4 @@
-"""The seed's sanity check on superposition measures: multiply one layer's weights by c (SPEC S2).
+"""The rescaling sanity check on superposition measures: multiply one layer's weights by c.
 
 Command::
 
@@ -24,7 +24,7 @@ every ``c``; Elhage's features per dimension of ``c·W_in`` is ``c²`` times its
 scale-invariant features per dimension (:func:`toylab.metrics.features_per_dimension_invariant`)
 do not move. Autoencoder: the same measures move (or not) the same way, but the loss does
 change with ``c`` (it is lowest near the trained ``c = 1``), so there the scale is part of the
-solution: the seed's reply to the critique.
+solution, and Elhage et al.'s measure reads what they meant by it.
 
 Runtime: about 10–20 s on 2 CPU cores, most of it compiling.
 """
@@ -125,7 +125,7 @@ def run(
     autoencoder = rescale_autoencoder(autoencoders.task, hyper, tms_params, c, key=jax.random.key(seed))
 
     settings = {
-        "study": "rescale-check", "spec": "S2",
+        "study": "rescale-check",
         "classifier": {**task.spec, "layer_rescaled": "W_in", "features": "input pixels (columns of W_in)",
                        "train": classifier_config.model_dump(),
                        "train_accuracy": float(trained.final.raw["train_accuracy"][0]),

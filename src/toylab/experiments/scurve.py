@@ -1,6 +1,6 @@
 """Train multi-component models on matrix targets and read their S-curves.
 
-The Python counterpart of ``toylab scurve`` (Jermyn & Shlegeris 2022, SPEC S3): :func:`run`
+The Python counterpart of ``toylab scurve`` (Jermyn & Shlegeris 2022): :func:`run`
 trains every (config, seed) side by side, :func:`summarize` finds each run's plateaus and drops,
 the Saxe et al. (2014) predictions where they apply, and competing learned directions
 ("bumps"); :func:`write_run` saves the summary and the figures.
@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,12 +28,12 @@ from toylab import figures
 from toylab.errors import ConfigError, validated
 from toylab.io import atomic_write
 from toylab.metrics import lowrank as lowrank_metrics
-from toylab.metrics.plateaus import find_plateaus
+from toylab.metrics.plateaus import Drop, Plateau, Plateaus, find_plateaus
 from toylab.tasks.lowrank import lowrank
 from toylab.theory import saxe
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["run", "summarize", "theory_applies", "write_run", "OPTIMIZERS", "MIN_EVALUATIONS"]
+__all__ = ["run", "summarize", "found", "theory_applies", "write_run", "OPTIMIZERS", "MIN_EVALUATIONS"]
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
 MIN_EVALUATIONS = 200  # the default interval gives at least this many points per curve
@@ -153,6 +153,16 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
     return {"runs": runs}
 
 
+def found(run: Mapping[str, Any]) -> Plateaus:
+    """The plateau detector's result for one run of :func:`summarize`, rebuilt from its JSON form.
+
+    Example:
+      >>> found({"plateaus": [{"start": 0.0, "end": 1.0, "level": 2.0}], "drops": []})
+      Plateaus(plateaus=[Plateau(start=0.0, end=1.0, level=2.0)], drops=[])
+    """
+    return Plateaus([Plateau(**p) for p in run["plateaus"]], [Drop(**d) for d in run["drops"]])
+
+
 def write_run(folder: str | Path, result: TrainResult, summary: dict[str, Any]) -> list[Path]:
     """Save ``summary.json``, ``history.npz`` (every recorded metric) and the figures."""
     import json
@@ -179,15 +189,15 @@ def scurve_figures(result: TrainResult, summary: dict[str, Any]) -> dict[str, An
     theory_t = np.linspace(0.0, t[-1], 600) if theory_applies(result) else None
 
     def theory_loss(run):
-        if theory_t is None:
-            return None
         return saxe.loss_curve(theory_t, np.asarray(run["singular_values"]),
                                run["init_scale"] ** components, components)
 
-    out = {"loss_curves": figures.loss_curves(
-        t, loss, labels=labels, plateaus=[r["plateaus"] for r in runs],
-        drops=[r["drops"] for r in runs], theory_t=theory_t,
-        theory_loss=theory_loss(runs[0]) if theory_t is not None and len(runs) == 1 else None)}
+    # One theory curve, when every run shares it: other targets or init scales follow other curves.
+    one = theory_t is not None and len({(tuple(r["singular_values"]), r["init_scale"]) for r in runs}) == 1
+    curves = figures.LossCurves(t, loss, found=[found(r) for r in runs], labels=labels,
+                                theory_t=theory_t if one else None,
+                                theory_loss=theory_loss(runs[0]) if one else None)
+    out = {"loss_curves": figures.loss_curves(curves)}
     first = runs[0]
     k = first["rank"]
     strengths = result.history("mode_strength")[:, 0, :k]
@@ -202,7 +212,7 @@ def scurve_figures(result: TrainResult, summary: dict[str, Any]) -> dict[str, An
         panels = []
         for rank in ranks:
             members = [i for i, r in enumerate(runs) if r["rank"] == rank]
-            panels.append({"title": f"rank {rank}", "t": t, "loss": loss[members],
-                           "plateaus": [runs[i]["plateaus"] for i in members]})
+            panels.append(figures.LossCurves(t, loss[members], found=[found(runs[i]) for i in members],
+                                             title=f"rank {rank}"))
         out["rank_sweep"] = figures.rank_sweep(panels)
     return out

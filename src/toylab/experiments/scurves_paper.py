@@ -170,9 +170,8 @@ def write_run(folder: str | Path, results: dict[str, TrainResult], summary: dict
         panels = []
         for rank in RANKS:
             members = [i for i, r in enumerate(runs) if r["rank"] == rank]
-            panels.append({"title": f"rank {rank}", "t": t, "loss": curves[members],
-                           "plateaus": [runs[i]["plateaus"] for i in members],
-                           "drops": [runs[i]["drops"] for i in members]})
+            panels.append(figures.LossCurves(t, curves[members], title=f"rank {rank}",
+                                             found=[scurve.found(runs[i]) for i in members]))
         figure = figures.rank_sweep(panels, log_time=True,
                                     suptitle=f"{LABELS[optimizer]} (lr {lr:g}), {LABELS[loss]}, d = {D}")
         written += figures.save(figure, folder, f"rank_sweep_{loss}_{optimizer}")

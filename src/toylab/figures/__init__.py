@@ -1,4 +1,4 @@
-"""Figures: pure functions from result arrays to :class:`matplotlib.figure.Figure`.
+"""Figures: pure functions from results (arrays, and the metrics' typed results) to a Figure.
 
 Nothing here uses ``pyplot`` or global matplotlib state; write a figure to disk with
 :func:`save` (PNG at 150 dpi and SVG).
@@ -30,8 +30,9 @@ __all__ = [
     "save",
 ]
 
-# Multi-component learning / S-curves (SPEC S3).
+# Multi-component learning / S-curves (Jermyn & Shlegeris 2022).
 from toylab.figures.scurves import (  # noqa: E402
+    LossCurves,
     alignment,
     loss_curves,
     mode_strengths,
@@ -39,14 +40,14 @@ from toylab.figures.scurves import (  # noqa: E402
     rank_sweep,
 )
 
-__all__ += ["alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "rank_sweep"]
+__all__ += ["LossCurves", "alignment", "loss_curves", "mode_strengths", "plateau_vs_init", "rank_sweep"]
 
-# Scale sensitivity of superposition measures (SPEC S2).
+# Scale sensitivity of superposition measures (the rescaling check).
 from toylab.figures.rescale import rescale_check  # noqa: E402
 
 __all__ += ["rescale_check"]
 
-# Phase diagrams (SPEC S1, Elhage et al. §4).
+# Phase diagrams (Elhage et al. 2022, §4).
 from toylab.figures.phase import phase_diagram  # noqa: E402
 
 __all__ += ["phase_diagram"]

@@ -16,6 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, ListedColormap
 from matplotlib.figure import Figure
 
+from toylab.errors import ConfigError
+
 # Font sizes in points, shared by every figure.
 TITLE_SIZE = 9.0  # panel titles
 LABEL_SIZE = 9.0  # axis labels, colorbar labels
@@ -79,7 +81,7 @@ def save(fig: Figure, folder: str | Path, name: str) -> list[Path]:
         The two written paths, PNG first.
     """
     if not name or Path(name).name != name or Path(name).suffix in {".png", ".svg"}:
-        raise ValueError(
+        raise ConfigError(
             f"save() needs a bare file stem such as 'pentagon', got name={name!r}; "
             "pass the directory as `folder` and leave the extension off"
         )

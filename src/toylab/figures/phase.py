@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from toylab.errors import ConfigError
 from toylab.figures import _style as st
 from toylab.theory.phases import PHASES, boundary_density
 
@@ -65,11 +66,11 @@ def phase_diagram(
     r = np.asarray(relative_importances, dtype=float)
     grid = np.asarray(phases, dtype=object)
     if grid.shape != (r.size, p.size):
-        raise ValueError(f"phase_diagram needs phases of shape (importances, densities) = "
-                         f"({r.size}, {p.size}), got {grid.shape}")
+        raise ConfigError(f"phase_diagram needs phases of shape (importances, densities) = "
+                          f"({r.size}, {p.size}), got {grid.shape}")
     unknown = set(grid.ravel()) - set(PHASES)
     if unknown:
-        raise ValueError(f"phase_diagram got unknown phase names {sorted(unknown)}; expected {list(PHASES)}")
+        raise ConfigError(f"phase_diagram got unknown phase names {sorted(unknown)}; expected {list(PHASES)}")
     codes = np.vectorize(PHASES.index, otypes=[int])(grid)
 
     fig = st.new_figure(5.6, 4.0)
@@ -84,7 +85,7 @@ def phase_diagram(
     if closed_form is not None:
         expected = np.asarray(closed_form, dtype=object)
         if expected.shape != grid.shape:
-            raise ValueError(f"phase_diagram needs closed_form of shape {grid.shape}, got {expected.shape}")
+            raise ConfigError(f"phase_diagram needs closed_form of shape {grid.shape}, got {expected.shape}")
         rows, cols = np.nonzero(grid != expected)
         ax.plot(p[cols], r[rows], "o", color=st.INK, ms=3.5, zorder=4)
         handles.append(Line2D([], [], ls="none", marker="o", color=st.INK, ms=3.5,

@@ -1,4 +1,4 @@
-"""The rescaling sanity check (SPEC S2) in one figure: what ``W → cW`` does to a model and to its measures.
+"""The rescaling sanity check in one figure: what ``W → cW`` does to a model and to its measures.
 
 Pure: arrays in, a new :class:`matplotlib.figure.Figure` out (see :mod:`toylab.figures._style`).
 Produced by :mod:`toylab.experiments.rescale` (``toylab rescale-check``).
@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from toylab.errors import ConfigError
 from toylab.figures import _style as st
 
 __all__ = ["rescale_check"]
@@ -66,13 +67,13 @@ def rescale_check(
     """
     c = np.asarray(scales, dtype=float)
     if c.ndim != 1 or c.size == 0 or not np.all(c > 0):
-        raise ValueError(f"rescale_check needs scales shaped (scales,), all > 0, got {np.asarray(scales)!r}")
+        raise ConfigError(f"rescale_check needs scales shaped (scales,), all > 0, got {np.asarray(scales)!r}")
     series = {"accuracy": accuracy, "predictions_changed": predictions_changed, "tms_loss": tms_loss,
               **{f"classifier {k}": v for k, v in classifier_measures.items()},
               **{f"tms {k}": v for k, v in tms_measures.items()}}
     for name, values in series.items():
         if np.shape(values) != c.shape:
-            raise ValueError(f"rescale_check needs {name} shaped like scales {c.shape}, got {np.shape(values)}")
+            raise ConfigError(f"rescale_check needs {name} shaped like scales {c.shape}, got {np.shape(values)}")
 
     fig = st.new_figure(8.6, 5.6)
     (acc_ax, cls_ax), (loss_ax, tms_ax) = fig.subplots(2, 2)

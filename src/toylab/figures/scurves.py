@@ -9,16 +9,19 @@ mode ``k`` obeys ``u̇ = 2u(s − u)``, so
 .. math:: u_k(t) = \\frac{s_k e^{2 s_k t}}{e^{2 s_k t} - 1 + s_k / u_0},
           \\qquad L(t) = \\tfrac12 \\sum_k (s_k - u_k(t))^2 .
 
-Every function here is pure: numpy-like arrays in, a new :class:`matplotlib.figure.Figure` out,
-with no ``pyplot`` or ``rcParams`` state. Write figures with :func:`toylab.figures.save`.
+Every function here is pure: numpy-like arrays and typed results in, a new
+:class:`matplotlib.figure.Figure` out, with no ``pyplot`` or ``rcParams`` state. Write figures
+with :func:`toylab.figures.save`.
 
 Data conventions (one vocabulary for every function):
 
 - ``t``: time = learning rate × steps, shape ``(evals,)``.
 - ``loss``: shape ``(runs, evals)``, or ``(evals,)`` for one run.
-- ``plateaus``: one list per run of ``{"start", "end", "level"}`` dicts (JSON-ready, as the
-  plateau detector writes them); for one run a bare list of dicts is accepted.
-- ``drops``: one list per run of ``{"time", "size"}`` dicts.
+- plateaus and drops: the plateau detector's own result,
+  :class:`~toylab.metrics.plateaus.Plateaus` (from
+  :func:`~toylab.metrics.plateaus.find_plateaus`), one per run, carried with the curves in a
+  :class:`LossCurves`, whose shapes are checked once when it is built.
+- bumps: :func:`toylab.metrics.lowrank.find_bumps`'s :class:`~toylab.metrics.lowrank.Bump` list.
 - theory curves: arrays on their own time grid ``theory_t``, shape ``(T,)``.
 
 References:
@@ -31,6 +34,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,7 +47,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
+from toylab.errors import ConfigError
 from toylab.figures import _style as st
+from toylab.metrics.lowrank import Bump
+from toylab.metrics.plateaus import Plateau, Plateaus
+
+__all__ = ["LossCurves", "loss_curves", "mode_strengths", "rank_sweep", "alignment", "plateau_vs_init"]
 
 TIME_LABEL = r"time $t$  (learning rate × steps)"
 THEORY_LABEL = "Saxe et al. theory"
@@ -58,123 +67,115 @@ LEVEL_RESOLUTION = 1e-2
 _MAX_LEGEND_SERIES = 8  # more runs/modes than this: a colorbar or no per-series legend entries
 _MAX_PANELS_PER_ROW = 5
 
-_PLATEAU_KEYS = ("start", "end", "level")
-_DROP_KEYS = ("time", "size")
-_BUMP_KEYS = ("time", "learned", "mode")
-_PANEL_KEYS = {"title", "t", "loss", "plateaus", "drops", "theory_t", "theory_loss"}
-
 
 # ----------------------------------------------------------------------------------------------
-# Validation: arrays and JSON-ready event lists, one-line errors that name the shapes.
+# Input: loss curves with the detector's findings, checked once when built.
 # ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LossCurves:
+    """Loss curves of several runs on one time grid, with what the plateau detector found in each.
+
+    The data of one axes of :func:`loss_curves` or one panel of :func:`rank_sweep`. Its shapes
+    are checked here, once, where the data is put together; the figures draw it as it is.
+
+    Attributes:
+        t: time (learning rate × steps), shape (evals,), at least 2 evaluations.
+        loss: shape (runs, evals); a (evals,) array is one run.
+        found: :func:`~toylab.metrics.plateaus.find_plateaus`'s result for each run (a single
+            result for one run); ``()``, when nothing was looked for, is stored as one empty
+            result per run.
+        labels: one legend label per run; ``()`` gives "loss" (one run) or "run r".
+        theory_t: the theory's own time grid, shape (T,), or ``None``.
+        theory_loss: the theory's loss, e.g. Saxe et al.'s ``L(t) = ½ Σ_k (s_k − u_k(t))²``,
+            shape (T,) or (n, T) for several curves (stored as (n, T)), or ``None``.
+        title: the axes title.
+
+    Raises:
+        ConfigError: shapes that do not fit together (named in the message), a theory curve
+            without its time grid, or results or labels that are not one per run.
+
+    Example:
+        >>> from toylab.metrics.plateaus import find_plateaus
+        >>> t = np.linspace(0, 5, 50)
+        >>> curves = LossCurves(t, np.exp(-t), found=find_plateaus(t, np.exp(-t)))
+        >>> curves.loss.shape, len(curves.found), curves.labels
+        ((1, 50), 1, ('loss',))
+    """
+
+    t: np.ndarray
+    loss: np.ndarray
+    found: Plateaus | Sequence[Plateaus] = ()
+    labels: str | Sequence[str] = ()
+    theory_t: np.ndarray | None = None
+    theory_loss: np.ndarray | None = None
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        fn = "LossCurves"
+        t = _time(self.t, fn)
+        given = np.asarray(self.loss, dtype=float)
+        loss = given[None] if given.ndim == 1 else given
+        if loss.ndim != 2 or loss.shape[1] != t.shape[0] or loss.shape[0] == 0:
+            raise ConfigError(f"{fn} needs t shaped (evals,) and loss shaped (runs, evals) or (evals,), "
+                              f"got {t.shape} and {given.shape}")
+        runs = loss.shape[0]
+        # A Plateaus is itself a tuple (plateaus, drops): test for it before treating it as a list.
+        found = (self.found,) if isinstance(self.found, Plateaus) else tuple(self.found)
+        found = found or tuple(Plateaus([], []) for _ in range(runs))
+        if len(found) != runs:
+            raise ConfigError(f"{fn} got {len(found)} plateau results for {runs} runs; pass one "
+                              "find_plateaus result per run")
+        odd = next((f for f in found if not isinstance(f, Plateaus)), None)
+        if odd is not None:
+            raise ConfigError(f"{fn} needs find_plateaus results (Plateaus) in found, got a "
+                              f"{type(odd).__name__}")
+        labels = (self.labels,) if isinstance(self.labels, str) else tuple(map(str, self.labels))
+        labels = labels or (("loss",) if runs == 1 else tuple(f"run {r}" for r in range(runs)))
+        if len(labels) != runs:
+            raise ConfigError(f"{fn} got {len(labels)} labels for {runs} runs; pass one per run")
+        theory_t, theory_loss = _theory(self.theory_t, self.theory_loss, fn, "theory_loss")
+        for name, value in (("t", t), ("loss", loss), ("found", found), ("labels", labels),
+                            ("theory_t", theory_t), ("theory_loss", theory_loss),
+                            ("title", str(self.title))):
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
 
 def _time(t, fn: str) -> np.ndarray:
     t = np.asarray(t, dtype=float)
     if t.ndim != 1 or t.size < 2:
-        raise ValueError(f"{fn} needs t shaped (evals,) with at least 2 evaluations, got {t.shape}")
+        raise ConfigError(f"{fn} needs t shaped (evals,) with at least 2 evaluations, got {t.shape}")
     return t
 
 
-def _runs(t: np.ndarray, loss, fn: str) -> np.ndarray:
-    """``loss`` as (runs, evals); (evals,) means one run."""
-    arr = np.asarray(loss, dtype=float)
-    loss = arr[None] if arr.ndim == 1 else arr
-    if loss.ndim != 2 or loss.shape[1] != t.shape[0] or loss.shape[0] == 0:
-        raise ValueError(
-            f"{fn} needs t shaped (evals,) and loss shaped (runs, evals) or (evals,), got "
-            f"{t.shape} and {arr.shape}"
-        )
-    return loss
-
-
 def _theory(theory_t, theory, fn: str, name: str, trailing: tuple[int, ...] = ()) -> tuple:
-    """``(theory_t, theory)`` checked; ``(None, None)`` when neither is given."""
+    """``(theory_t, theory)`` checked; ``(None, None)`` when neither is given.
+
+    With no ``trailing`` axes the theory is one curve (T,) or several (n, T), returned as (n, T).
+    """
     if theory_t is None and theory is None:
         return None, None
     if theory_t is None or theory is None:
-        raise ValueError(
-            f"{fn} needs theory_t and {name} together (one is None); pass both or neither"
-        )
+        raise ConfigError(f"{fn} needs theory_t and {name} together (one is None); pass both or neither")
     tt = np.asarray(theory_t, dtype=float)
     th = np.asarray(theory, dtype=float)
-    want = "(T,)" if not trailing else f"(T, {', '.join(map(str, trailing))})"
-    ok = tt.ndim == 1 and th.ndim == 1 + len(trailing) and th.shape == (tt.shape[0], *trailing)
-    if not trailing and tt.ndim == 1 and th.ndim == 2 and th.shape[1] == tt.shape[0]:
-        ok = True  # several theory curves (n, T) on one grid
-        want = "(T,) or (n, T)"
-    if not ok:
-        raise ValueError(
-            f"{fn} needs theory_t shaped (T,) and {name} shaped {want}, got {tt.shape} and "
-            f"{th.shape}"
-        )
+    if trailing:
+        want, ok = f"(T, {', '.join(map(str, trailing))})", th.shape[1:] == trailing
+    else:
+        want, ok = "(T,) or (n, T)", th.ndim in (1, 2)
+        th = np.atleast_2d(th)
+    if tt.ndim != 1 or not ok or th.shape[-1 - len(trailing)] != tt.shape[0]:
+        raise ConfigError(f"{fn} needs theory_t shaped (T,) and {name} shaped {want}, got {tt.shape} "
+                          f"and {np.shape(theory)}")
     return tt, th
-
-
-def _events(items, runs: int, keys: tuple[str, ...], fn: str, name: str) -> list[list[dict]]:
-    """One list of ``{key: float}`` dicts per run; a bare list of dicts is one run's list."""
-    if items is None:
-        return [[] for _ in range(runs)]
-    items = list(items)
-    if all(isinstance(item, Mapping) for item in items):  # one run's list (or empty)
-        if runs != 1 and items:
-            raise ValueError(
-                f"{fn} got one list of {name} dicts but loss has {runs} runs; pass one list per "
-                "run, e.g. [[...], [...]]"
-            )
-        items = [items] if runs == 1 else items
-    if len(items) != runs:
-        raise ValueError(
-            f"{fn} got {name} for {len(items)} runs but loss has {runs} runs; pass one list per run"
-        )
-    out = []
-    for r, run in enumerate(items):
-        if isinstance(run, Mapping) or not isinstance(run, Sequence):
-            raise ValueError(
-                f"{fn} needs {name}[{r}] to be a list of dicts, got {type(run).__name__}"
-            )
-        checked = []
-        for i, event in enumerate(run):
-            if not isinstance(event, Mapping) or any(k not in event for k in keys):
-                got = (f"keys {sorted(map(str, event))}" if isinstance(event, Mapping)
-                       else repr(event))
-                raise ValueError(
-                    f"{fn} needs every {name} entry to be a dict with keys {list(keys)}, got "
-                    f"{name}[{r}][{i}] with {got}".replace("\n", " ")
-                )
-            checked.append({k: float(event[k]) for k in keys})
-        out.append(checked)
-    return out
-
-
-def _plateaus(items, runs: int, fn: str) -> list[list[dict]]:
-    plateaus = _events(items, runs, _PLATEAU_KEYS, fn, "plateaus")
-    for r, run in enumerate(plateaus):
-        for i, p in enumerate(run):
-            if not p["end"] >= p["start"]:
-                raise ValueError(
-                    f"{fn} needs start <= end for every plateau, got plateaus[{r}][{i}] with "
-                    f"start={p['start']} and end={p['end']}"
-                )
-    return plateaus
-
-
-def _labels(labels, runs: int, fn: str) -> list[str]:
-    if labels is None:
-        return ["loss"] if runs == 1 else [f"run {r}" for r in range(runs)]
-    if isinstance(labels, str):
-        labels = [labels]
-    labels = [str(s) for s in labels]
-    if len(labels) != runs:
-        raise ValueError(f"{fn} got {len(labels)} labels for {runs} runs; pass one per run")
-    return labels
 
 
 def _floor(arrays: Sequence[np.ndarray | None], loss_floor: float | None, fn: str) -> float:
     """The bottom of a log loss axis: ``loss_floor``, or LOG_FLOOR_FRACTION × largest loss."""
     if loss_floor is not None:
         if not loss_floor > 0:
-            raise ValueError(f"{fn} needs loss_floor > 0 for a log loss axis, got {loss_floor}")
+            raise ConfigError(f"{fn} needs loss_floor > 0 for a log loss axis, got {loss_floor}")
         return float(loss_floor)
     values = np.concatenate([np.ravel(a) for a in arrays if a is not None])
     values = values[np.isfinite(values) & (values > 0)]
@@ -196,7 +197,7 @@ def _time_axis(ax: Axes, t: np.ndarray, log_time: bool, fn: str) -> float | None
         return None
     positive = t[t > 0]
     if positive.size == 0:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs at least one time t > 0 for log_time=True, got t in "
             f"[{t.min()}, {t.max()}]"
         )
@@ -220,7 +221,7 @@ def _loss_axis(ax: Axes, loss: np.ndarray, floor: float | None) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _drawn_levels(run_plateaus: list[dict], run_loss: np.ndarray, floor: float | None) -> np.ndarray:
+def _drawn_levels(run_plateaus: Sequence[Plateau], run_loss: np.ndarray, floor: float | None) -> np.ndarray:
     """Where each plateau's level goes on the loss axis.
 
     A level is measured to about 1% of the curve's range (the detector's fit tolerance is 2%):
@@ -228,7 +229,7 @@ def _drawn_levels(run_plateaus: list[dict], run_loss: np.ndarray, floor: float |
     across a curve still falling there. Levels under LEVEL_RESOLUTION of the largest loss go
     to the floor, like the curves that reach 0.
     """
-    levels = np.array([p["level"] for p in run_plateaus], dtype=float)
+    levels = np.array([p.level for p in run_plateaus], dtype=float)
     if floor is None:
         return levels
     finite = run_loss[np.isfinite(run_loss)]
@@ -247,51 +248,43 @@ def _grid(ax: Axes) -> None:
     ax.set_axisbelow(True)
 
 
-def _draw_runs(
-    ax: Axes,
-    t: np.ndarray,
-    loss: np.ndarray,  # (runs, evals)
-    colors: Sequence,
-    labels: Sequence[str] | None,
-    plateaus: list[list[dict]],
-    drops: list[list[dict]],
-    theory_t: np.ndarray | None,
-    theory: np.ndarray | None,
-    floor: float | None,
-    t_min: float | None,
-) -> None:
-    """Runs, their plateau levels, drop markers and theory on one axes (bands come later).
+def _draw_panel(ax: Axes, curves: LossCurves, *, named: bool, log_time: bool, log_loss: bool,
+                loss_floor: float | None, fn: str) -> None:
+    """One axes of loss curves: runs, plateau levels and bands, drop markers, theory, axes scales.
 
     ``ax.lines`` holds exactly one line per run then one per theory curve; each plateau is one
-    patch; levels and drops are collections.
+    patch; levels and drops are collections. ``named`` gives each run's line its label.
     """
-    runs = loss.shape[0]
-    lw = 1.4 if runs <= 3 else 1.0
-    for r in range(runs):
-        color = colors[r]
+    t, loss = curves.t, curves.loss  # (evals,), (runs, evals)
+    floor = _floor([loss, curves.theory_loss], loss_floor, fn) if log_loss else None
+    t_min = _time_axis(ax, t, log_time, fn)
+    colors = st.series_colors(loss.shape[0])
+    lw = 1.4 if loss.shape[0] <= 3 else 1.0
+    for r, (color, found) in enumerate(zip(colors, curves.found)):
         # 1. Plateau levels: a thin line over [start, end] (the bands come in _plateau_bands).
-        if plateaus[r]:
-            starts = [p["start"] if t_min is None else max(p["start"], t_min) for p in plateaus[r]]
-            ax.hlines(_drawn_levels(plateaus[r], loss[r], floor), starts,
-                      [p["end"] for p in plateaus[r]], colors=[color], lw=0.8, alpha=0.9, zorder=1)
+        if found.plateaus:
+            starts = [p.start if t_min is None else max(p.start, t_min) for p in found.plateaus]
+            ax.hlines(_drawn_levels(found.plateaus, loss[r], floor), starts,
+                      [p.end for p in found.plateaus], colors=[color], lw=0.8, alpha=0.9, zorder=1)
         # 2. The run itself.
         ax.plot(t, _below_floor(loss[r], floor), color=color, lw=lw, zorder=2,
-                label=None if labels is None else labels[r])
+                label=curves.labels[r] if named else None)
         # 3. Drops: a small downward triangle on the curve at the drop time.
-        if drops[r]:
-            times = np.array([d["time"] for d in drops[r]])
+        if found.drops:
+            times = np.array([d.time for d in found.drops])
             finite = np.isfinite(loss[r])
             y = np.interp(times, t[finite], loss[r][finite]) if finite.any() else times * np.nan
             ax.scatter(times, _below_floor(y, floor), marker="v", s=22, color=[color],
                        edgecolors="white", linewidths=0.5, zorder=4)
     # 4. Theory: dashed black, on top.
-    if theory is not None:
-        for curve in np.atleast_2d(theory):
-            ax.plot(theory_t, _below_floor(curve, floor), color=st.INK, ls="--", lw=1.1, zorder=3)
+    for curve in () if curves.theory_loss is None else curves.theory_loss:
+        ax.plot(curves.theory_t, _below_floor(curve, floor), color=st.INK, ls="--", lw=1.1, zorder=3)
+    _loss_axis(ax, loss, floor)
+    _plateau_bands(ax, curves, colors, floor, t_min)
 
 
-def _plateau_bands(ax: Axes, plateaus: list[list[dict]], loss: np.ndarray, colors: Sequence,
-                   floor: float | None, t_min: float | None) -> None:
+def _plateau_bands(ax: Axes, curves: LossCurves, colors: Sequence, floor: float | None,
+                   t_min: float | None) -> None:
     """One translucent band per plateau over [start, end], centred on its level.
 
     The band is PLATEAU_BAND of the axes height whatever the scale, so it is drawn in axes
@@ -301,17 +294,20 @@ def _plateau_bands(ax: Axes, plateaus: list[list[dict]], loss: np.ndarray, color
     ax.set_ylim(ax.get_ylim())  # freeze: the band positions below depend on the limits
     to_axes = ax.transAxes.inverted()
     x0 = ax.get_xlim()[0]
-    for r, run in enumerate(plateaus):
-        for p, level in zip(run, _drawn_levels(run, loss[r], floor)):
+    for r, found in enumerate(curves.found):
+        for p, level in zip(found.plateaus, _drawn_levels(found.plateaus, curves.loss[r], floor)):
             y = float(np.clip(to_axes.transform(ax.transData.transform((x0, level)))[1], 0, 1))
-            start = p["start"] if t_min is None else max(p["start"], t_min)
-            ax.axvspan(start, max(p["end"], start), ymin=max(y - PLATEAU_BAND / 2, 0.0),
+            start = p.start if t_min is None else max(p.start, t_min)
+            ax.axvspan(start, max(p.end, start), ymin=max(y - PLATEAU_BAND / 2, 0.0),
                        ymax=min(y + PLATEAU_BAND / 2, 1.0), color=colors[r],
                        alpha=PLATEAU_ALPHA, lw=0, zorder=0)
 
 
-def _key_handles(plateaus: bool, drops: bool, theory: bool, *, bumps: bool = False) -> tuple:
-    """Legend proxies for the marks shared by every run: plateau, drop, theory."""
+def _key_handles(panels: Sequence[LossCurves] = (), *, bumps: bool = False) -> tuple:
+    """Legend proxies for the marks the panels share: plateau, drop, bump, theory."""
+    found = [f for curves in panels for f in curves.found]
+    plateaus, drops = any(f.plateaus for f in found), any(f.drops for f in found)
+    theory = any(curves.theory_loss is not None for curves in panels)
     handles, names = [], []
     grey = "#777777"
     if plateaus:
@@ -335,95 +331,66 @@ def _grid_shape(n: int) -> tuple[int, int]:
     rows = int(np.ceil(n / _MAX_PANELS_PER_ROW))
     return rows, int(np.ceil(n / rows))
 
-
 # ----------------------------------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------------------------------
 
 
 def loss_curves(
-    t,
-    loss,
+    curves: LossCurves,
     *,
-    labels: Sequence[str] | None = None,
-    plateaus=None,
-    drops=None,
-    theory_t=None,
-    theory_loss=None,
     log_time: bool = False,
     log_loss: bool = False,
     loss_floor: float | None = None,
-    title: str | None = None,
 ) -> Figure:
     """Loss against time, one line per run, with plateaus shaded, drops marked and theory dashed.
 
     Each run's plateaus are translucent bands over ``[start, end]`` in the run's colour (alpha
     0.18, 12% of the axes height, centred on the plateau ``level``) with a thin line at the
-    level; each drop is a small downward triangle on
-    the curve at its ``time``. The theory curve (e.g. Saxe et al.'s closed form
-    ``L(t) = ½ Σ_k (s_k − u_k(t))²``) is dashed black on the same axes. For a target with
-    distinct singular values the picture is a staircase: plateau levels ``½ Σ_{j>k} s_j²``,
-    each drop removing ``½ s_k²`` (Jermyn & Shlegeris 2022, rank-k figures).
+    level; each drop is a small downward triangle on the curve at its ``time``. The theory
+    curve (e.g. Saxe et al.'s closed form ``L(t) = ½ Σ_k (s_k − u_k(t))²``) is dashed black on
+    the same axes. For a target with distinct singular values the picture is a staircase:
+    plateau levels ``½ Σ_{j>k} s_j²``, each drop removing ``½ s_k²`` (Jermyn & Shlegeris 2022,
+    rank-k figures).
 
     Args:
-        t: time (learning rate × steps), shape (evals,).
-        loss: shape (runs, evals) or (evals,).
-        labels: one legend label per run; ``None`` gives "loss" (one run) or "run r".
-        plateaus: one list per run of ``{"start", "end", "level"}`` dicts (a bare list for one
-            run), or ``None``.
-        drops: one list per run of ``{"time", "size"}`` dicts, or ``None``.
-        theory_t: the theory's own time grid, shape (T,).
-        theory_loss: shape (T,), or (n, T) for several theory curves.
+        curves: the runs, their :func:`~toylab.metrics.plateaus.find_plateaus` results, legend
+            labels, theory and title (see :class:`LossCurves`).
         log_time: log time axis (times ≤ 0 are not drawn; spans starting there are clipped).
         log_loss: log loss axis, from ``loss_floor`` up; curves reaching 0 leave through the
             bottom edge.
         loss_floor: bottom of the log loss axis; ``None`` uses 1e-6 × the largest loss drawn.
-        title: axes title.
 
     Returns:
         A figure with one axes: ``ax.lines`` holds one line per run then the theory curve(s),
         ``ax.patches`` one band per plateau.
 
     Raises:
-        ValueError: shapes that do not match (named in the message), malformed plateau/drop
-            dicts, or a plateau with ``end < start``.
+        ConfigError: ``loss_floor ≤ 0``, or ``log_time`` with no time above 0.
 
     Example:
-        >>> import numpy as np
+        >>> from toylab.metrics.plateaus import Plateau, Plateaus
         >>> t = np.linspace(0, 5, 50)
-        >>> fig = loss_curves(t, np.exp(-t), plateaus=[{"start": 0, "end": 1, "level": 0.9}])
+        >>> found = Plateaus([Plateau(start=0.0, end=1.0, level=0.9)], [])
+        >>> fig = loss_curves(LossCurves(t, np.exp(-t), found=found))
         >>> len(fig.axes), len(fig.axes[0].lines), len(fig.axes[0].patches)
         (1, 1, 1)
     """
-    fn = "loss_curves"
-    t = _time(t, fn)
-    loss = _runs(t, loss, fn)
-    runs = loss.shape[0]
-    labels = _labels(labels, runs, fn)
-    plateaus = _plateaus(plateaus, runs, fn)
-    drops = _events(drops, runs, _DROP_KEYS, fn, "drops")
-    theory_t, theory_loss = _theory(theory_t, theory_loss, fn, "theory_loss")
-    floor = _floor([loss, theory_loss], loss_floor, fn) if log_loss else None
-
     fig = st.new_figure(6.6, 3.5)  # legend outside on the right: curves fill the whole axes
     ax = fig.add_subplot()
-    t_min = _time_axis(ax, t, log_time, fn)
-    colors = st.series_colors(runs)
-    _draw_runs(ax, t, loss, colors, labels, plateaus, drops, theory_t, theory_loss, floor, t_min)
-    _loss_axis(ax, loss, floor)
-    _plateau_bands(ax, plateaus, loss, colors, floor, t_min)
-
+    _draw_panel(ax, curves, named=True, log_time=log_time, log_loss=log_loss,
+                loss_floor=loss_floor, fn="loss_curves")
     ax.set_xlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
     ax.set_ylabel(r"loss $L$", fontsize=st.LABEL_SIZE)
-    if title:
-        ax.set_title(title, fontsize=st.TITLE_SIZE)
+    if curves.title:
+        ax.set_title(curves.title, fontsize=st.TITLE_SIZE)
     _grid(ax)
     st.tidy(ax)
 
     handles, names = ax.get_legend_handles_labels()
-    if runs > _MAX_LEGEND_SERIES + 4:  # too many runs to name: key only
+    if curves.loss.shape[0] > _MAX_LEGEND_SERIES + 4:  # too many runs to name: key only
         handles, names = [], []
-    extra = _key_handles(any(plateaus), any(drops), theory_loss is not None)
+    extra = _key_handles([curves])
     handles, names = handles + extra[0], names + extra[1]
     fig.legend(handles, names, loc="outside right upper", fontsize=st.NOTE_SIZE, frameon=False)
     return fig
@@ -482,7 +449,7 @@ def mode_strengths(
     u = arr[None] if arr.ndim == 2 else arr
     s = np.asarray(singular_values, dtype=float)
     if u.ndim != 3 or u.shape[1] != t.shape[0] or s.shape != (u.shape[2],) or 0 in u.shape:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs t shaped (evals,), strengths shaped (evals, modes) or (runs, evals, "
             f"modes) and singular_values shaped (modes,), got {t.shape}, {arr.shape} and {s.shape}"
         )
@@ -535,7 +502,7 @@ def mode_strengths(
 
 
 def rank_sweep(
-    panels: Sequence[Mapping[str, Any]],
+    panels: Sequence[LossCurves],
     *,
     suptitle: str | None = None,
     log_loss: bool = True,
@@ -545,20 +512,18 @@ def rank_sweep(
     """Loss curves for a sweep over target rank, one panel per rank, plateaus shaded.
 
     Each panel is drawn as :func:`loss_curves` draws one axes (runs coloured by seed, plateaus
-    as translucent bands with a level line, drops as triangles, theory dashed black). Panels
-    run in one row up to 5 and wrap beyond; the time label is shared; the loss axis is log by
-    default because ranks differ by orders of magnitude in loss. Loss is ≥ 0 and a log axis
-    cannot show 0, so each panel's axis stops at ``loss_floor`` (default: 1e-6 × that panel's
-    largest loss) and curves that fall below leave through the bottom edge.
+    as translucent bands with a level line, drops as triangles, theory dashed black), without
+    per-run legend entries. Panels run in one row up to 5 and wrap beyond; the time label is
+    shared; the loss axis is log by default because ranks differ by orders of magnitude in
+    loss. Loss is ≥ 0 and a log axis cannot show 0, so each panel's axis stops at
+    ``loss_floor`` (default: 1e-6 × that panel's largest loss) and curves that fall below leave
+    through the bottom edge.
 
     Mirrors the rank 1, 2, 4, 10, 100 figures of Jermyn & Shlegeris (2022), one figure per
     optimizer and loss (``suptitle``, e.g. ``"Adam, MSE"``).
 
     Args:
-        panels: one dict per panel with keys ``"t"`` (evals,), ``"loss"`` (runs, evals) or
-            (evals,), and optionally ``"title"`` (e.g. ``"rank 10"``), ``"plateaus"`` and
-            ``"drops"`` (per run, as in :func:`loss_curves`), ``"theory_t"`` and
-            ``"theory_loss"``.
+        panels: one :class:`LossCurves` per panel, its ``title`` e.g. ``"rank 10"``.
         suptitle: figure title, e.g. the optimizer and loss.
         log_loss: log loss axes (default) or linear from 0.
         log_time: log time axes.
@@ -567,55 +532,28 @@ def rank_sweep(
     Returns:
         A figure with one axes per panel, in order.
 
+    Raises:
+        ConfigError: no panels, ``loss_floor ≤ 0``, or ``log_time`` with no time above 0.
+
     Example:
-        >>> import numpy as np
         >>> t = np.linspace(0, 5, 50)
-        >>> panels = [{"title": f"rank {r}", "t": t, "loss": r * np.exp(-t)} for r in (1, 2, 4)]
+        >>> panels = [LossCurves(t, r * np.exp(-t), title=f"rank {r}") for r in (1, 2, 4)]
         >>> len(rank_sweep(panels, suptitle="SGD, MSE").axes)
         3
     """
-    fn = "rank_sweep"
-    if isinstance(panels, Mapping) or not isinstance(panels, Sequence) or not panels:
-        raise ValueError(f"{fn} needs a non-empty list of panel dicts, got {type(panels).__name__}")
-    checked = []
-    for i, panel in enumerate(panels):
-        where = f"{fn} panel {i}"
-        if not isinstance(panel, Mapping) or "t" not in panel or "loss" not in panel:
-            got = (f"keys {sorted(map(str, panel))}" if isinstance(panel, Mapping)
-                   else type(panel).__name__)
-            raise ValueError(f"{where} needs a dict with keys 't' and 'loss', got {got}")
-        unknown = set(panel) - _PANEL_KEYS
-        if unknown:
-            raise ValueError(
-                f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_PANEL_KEYS)}"
-            )
-        t = _time(panel["t"], where)
-        loss = _runs(t, panel["loss"], where)
-        runs = loss.shape[0]
-        theory_t, theory = _theory(panel.get("theory_t"), panel.get("theory_loss"), where,
-                                   "theory_loss")
-        checked.append(dict(
-            title=str(panel.get("title", "")), t=t, loss=loss, theory_t=theory_t, theory=theory,
-            plateaus=_plateaus(panel.get("plateaus"), runs, where),
-            drops=_events(panel.get("drops"), runs, _DROP_KEYS, where, "drops"),
-        ))
-
-    rows, cols = _grid_shape(len(checked))
+    if not panels:
+        raise ConfigError("rank_sweep needs at least one panel (a LossCurves per rank), got none")
+    rows, cols = _grid_shape(len(panels))
     fig = st.new_figure(1.7 + 2.25 * cols, 0.55 + 2.0 * rows + (0.25 if suptitle else 0.0))
     grid = fig.add_gridspec(rows, cols)
-    for i, p in enumerate(checked):
+    for i, curves in enumerate(panels):
         ax = fig.add_subplot(grid[i // cols, i % cols])
-        floor = _floor([p["loss"], p["theory"]], loss_floor, fn) if log_loss else None
-        t_min = _time_axis(ax, p["t"], log_time, fn)
-        colors = st.series_colors(p["loss"].shape[0])
-        _draw_runs(ax, p["t"], p["loss"], colors, None, p["plateaus"], p["drops"], p["theory_t"],
-                   p["theory"], floor, t_min)
-        _loss_axis(ax, p["loss"], floor)
-        _plateau_bands(ax, p["plateaus"], p["loss"], colors, floor, t_min)
+        _draw_panel(ax, curves, named=False, log_time=log_time, log_loss=log_loss,
+                    loss_floor=loss_floor, fn="rank_sweep")
         if not log_time:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-        if p["title"]:
-            ax.set_title(p["title"], fontsize=st.TITLE_SIZE, pad=4)
+        if curves.title:
+            ax.set_title(curves.title, fontsize=st.TITLE_SIZE, pad=4)
         if i % cols == 0:
             ax.set_ylabel(r"loss $L$", fontsize=st.LABEL_SIZE)
         _grid(ax)
@@ -624,11 +562,7 @@ def rank_sweep(
     fig.supxlabel(TIME_LABEL, fontsize=st.LABEL_SIZE)
     if suptitle:
         fig.suptitle(suptitle, fontsize=st.TITLE_SIZE + 1)
-    handles, names = _key_handles(
-        any(any(p["plateaus"]) for p in checked),
-        any(any(p["drops"]) for p in checked),
-        any(p["theory"] is not None for p in checked),
-    )
+    handles, names = _key_handles(panels)
     if handles:
         handles.insert(0, Line2D([], [], color="#777777", lw=1.2))
         names.insert(0, "run (colour = seed)")
@@ -641,7 +575,7 @@ def alignment(
     t,
     alignment,
     *,
-    bumps=None,
+    bumps: Sequence[Bump] = (),
     log_time: bool = False,
     title: str | None = None,
 ) -> Figure:
@@ -657,9 +591,9 @@ def alignment(
     Args:
         t: time (learning rate × steps), shape (evals,).
         alignment: shape (evals, learned, modes).
-        bumps: ``None`` or a list of ``{"time", "learned", "mode"}`` dicts, each circled on
+        bumps: :func:`~toylab.metrics.lowrank.find_bumps`'s result, each bump circled on
             curve ``alignment[:, learned, mode]`` at ``time``. The indices are array indices
-            (from 0), so ``"mode": 0`` is the panel titled "target mode 1".
+            (from 0), so ``mode=0`` is the panel titled "target mode 1".
         log_time: log time axes.
         title: figure title.
 
@@ -668,10 +602,11 @@ def alignment(
         directions); each panel holds ``learned`` lines.
 
     Example:
-        >>> import numpy as np
+        >>> from toylab.metrics.lowrank import Bump
         >>> t = np.linspace(0, 5, 50)
         >>> a = np.broadcast_to(np.eye(2), (50, 2, 2)) * (t / 5)[:, None, None]
-        >>> fig = alignment(t, a, bumps=[{"time": 2.0, "learned": 1, "mode": 0}])
+        >>> bump = Bump(learned=1, mode=0, time=2.0, rise=0.4, fall=0.4)
+        >>> fig = alignment(t, a, bumps=[bump])
         >>> len(fig.axes), len(fig.axes[0].lines)
         (2, 2)
     """
@@ -679,18 +614,15 @@ def alignment(
     t = _time(t, fn)
     a = np.asarray(alignment, dtype=float)
     if a.ndim != 3 or a.shape[0] != t.shape[0] or 0 in a.shape:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs t shaped (evals,) and alignment shaped (evals, learned, modes), got "
             f"{t.shape} and {a.shape}"
         )
     _, learned, modes = a.shape
-    (events,) = _events(bumps, 1, _BUMP_KEYS, fn, "bumps")
-    for i, b in enumerate(events):
-        if not (b["learned"] in range(learned) and b["mode"] in range(modes)):
-            raise ValueError(
-                f"{fn}: bumps[{i}] points at learned={b['learned']:g}, mode={b['mode']:g}, "
-                f"outside alignment of shape {a.shape} (evals, learned, modes)"
-            )
+    for b in bumps:  # a bump of another history would index the wrong curve, or none
+        if not (0 <= b.learned < learned and 0 <= b.mode < modes):
+            raise ConfigError(f"{fn}: a bump points at learned={b.learned}, mode={b.mode}, outside "
+                              f"alignment of shape {a.shape} (evals, learned, modes)")
 
     rows, cols = _grid_shape(modes)
     many = learned > _MAX_LEGEND_SERIES
@@ -706,10 +638,10 @@ def alignment(
         _time_axis(ax, t, log_time, fn)
         for j in range(learned):
             ax.plot(t, a[:, j, k], color=colors[j], lw=1.3, label=f"learned {j + 1}")
-        here = [b for b in events if int(b["mode"]) == k]
+        here = [b for b in bumps if b.mode == k]
         if here:
-            y = [np.interp(b["time"], t, a[:, int(b["learned"]), k]) for b in here]
-            ax.scatter([b["time"] for b in here], y, s=40, facecolors="none", edgecolors=st.INK,
+            y = [np.interp(b.time, t, a[:, b.learned, k]) for b in here]
+            ax.scatter([b.time for b in here], y, s=40, facecolors="none", edgecolors=st.INK,
                        linewidths=0.9, zorder=4)
         ax.set_ylim(low, 1.05)
         ax.set_title(f"target mode {k + 1}", fontsize=st.TITLE_SIZE, pad=4)
@@ -724,7 +656,7 @@ def alignment(
     if title:
         fig.suptitle(title, fontsize=st.TITLE_SIZE + 1)
     handles, names = ([], []) if many else axes[0].get_legend_handles_labels()
-    extra = _key_handles(False, False, False, bumps=bool(events))
+    extra = _key_handles(bumps=bool(bumps))
     handles, names = handles + extra[0], names + extra[1]
     if many:
         cbar = fig.colorbar(ScalarMappable(Normalize(0.5, learned + 0.5), ListedColormap(colors)),
@@ -770,16 +702,16 @@ def plateau_vs_init(
     fn = "plateau_vs_init"
     eps = np.asarray(init_scales, dtype=float)
     if eps.ndim != 1 or eps.size == 0 or not np.all(eps > 0):
-        raise ValueError(f"{fn} needs a 1-D array of positive init scales, got shape {eps.shape}")
+        raise ConfigError(f"{fn} needs a 1-D array of positive init scales, got shape {eps.shape}")
     if not lengths:
-        raise ValueError(f"{fn} needs at least one series of plateau lengths")
+        raise ConfigError(f"{fn} needs at least one series of plateau lengths")
     fig = st.new_figure(4.2, 3.0)
     ax = fig.add_subplot()
     any_absent = False
     for (label, values), color in zip(lengths.items(), st.series_colors(len(lengths))):
         values = np.asarray(values, dtype=float).reshape(eps.size, -1) if np.size(values) else None
         if values is None or values.shape[0] != eps.size:
-            raise ValueError(f"{fn}: {label!r} needs one row per init scale ({eps.size}), "
+            raise ConfigError(f"{fn}: {label!r} needs one row per init scale ({eps.size}), "
                              f"got shape {np.shape(lengths[label])}")
         for column in values.T:
             ax.plot(eps, column, "o", color=color, ms=2.5, alpha=0.45)

@@ -7,7 +7,8 @@ backend (Agg in tests) and saved with :func:`toylab.figures.save`.
 Weight matrices use one vocabulary everywhere: ``W`` has shape ``(models, d_hidden,
 n_features)`` and feature ``i`` is the *column* ``W[..., :, i]`` (written ``W_i``, with unit
 vector ``Ŵ_i = W_i / ‖W_i‖``). A single ``(d_hidden, n_features)`` matrix is accepted as one
-model.
+model. Measures of ``W`` (feature norms, interference) come from :mod:`toylab.metrics`, never
+from a re-implementation here, so a figure and a summary table cannot disagree.
 
 Reference: N. Elhage et al., "Toy Models of Superposition", Transformer Circuits Thread, 2022.
 https://transformer-circuits.pub/2022/toy_model/index.html
@@ -26,24 +27,23 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
+from toylab import metrics
+from toylab.errors import ConfigError
 from toylab.figures import _style as st
 
-# Per-feature dimensionality of each geometry the paper finds (Elhage et al. 2022, "The Geometry
-# of Superposition"): value, fraction as text, name.
-POLYTOPE_FRACTIONS: tuple[tuple[float, str, str], ...] = (
-    (1.0, "1", "dedicated"),
-    (3 / 4, "3/4", "tetrahedron"),
-    (2 / 3, "2/3", "triangle"),
-    (1 / 2, "1/2", "digon"),
-    (2 / 5, "2/5", "pentagon"),
-    (3 / 8, "3/8", "square antiprism"),
-)
+# Per-feature dimensionality ``D = dims / k`` of each polytope the paper finds, largest first:
+# value, fraction as text, name. Taken from the geometry classifier, so a reference line and a
+# table's polytope name cannot disagree.
+POLYTOPE_FRACTIONS: tuple[tuple[float, str, str], ...] = tuple(sorted(
+    ((dims / k, "1" if dims == k else f"{dims}/{k}", name) for (k, dims), name in metrics.POLYTOPES.items()),
+    reverse=True,
+))
 
 _MAX_PANELS_PER_ROW = 10  # feature_vectors wraps into rows beyond this many models
 
 
 # ----------------------------------------------------------------------------------------------
-# Small private metrics (toylab.metrics has the public, jit-able versions).
+# Checks: one-line ConfigErrors that name the function and the shapes.
 # ----------------------------------------------------------------------------------------------
 
 
@@ -53,30 +53,11 @@ def _as_models(W, fn: str) -> np.ndarray:
     if W.ndim == 2:
         W = W[None]
     if W.ndim != 3 or 0 in W.shape:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs W shaped (models, d_hidden, n_features) or (d_hidden, n_features) "
             f"with no empty axis, got shape {W.shape}"
         )
     return W
-
-
-def _feature_norms(W: np.ndarray) -> np.ndarray:
-    """‖W_i‖ for every column: (models, d_hidden, n_features) -> (models, n_features)."""
-    return np.linalg.norm(W, axis=-2)
-
-
-def _interference(W: np.ndarray) -> np.ndarray:
-    """Σ_{j≠i} (Ŵ_i · W_j)²: (models, d_hidden, n_features) -> (models, n_features).
-
-    A feature with zero norm has no direction and is given interference 0.
-    """
-    gram = np.einsum("mhi,mhj->mij", W, W)  # (models, n_features, n_features)
-    norms = _feature_norms(W)  # (models, n_features)
-    safe = np.where(norms > 0, norms, 1.0)
-    overlaps = gram / safe[:, :, None]  # (Ŵ_i · W_j), row i
-    squared = overlaps**2
-    off_diagonal = squared.sum(-1) - np.einsum("mii->mi", squared)
-    return np.where(norms > 0, off_diagonal, 0.0)
 
 
 def _titles(titles: Sequence[str] | None, models: int, fn: str) -> list[str]:
@@ -86,7 +67,7 @@ def _titles(titles: Sequence[str] | None, models: int, fn: str) -> list[str]:
         titles = [titles]
     titles = [str(t) for t in titles]
     if len(titles) != models:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} got {len(titles)} titles for {models} models; pass one title per model "
             "(or titles=None for 'model 0', 'model 1', ...)"
         )
@@ -97,7 +78,7 @@ def _feature_probability(p, fn: str) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     if not np.all((p > 0) & (p <= 1)):
         bad = p[~((p > 0) & (p <= 1))].ravel()[0]
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs feature_probability = 1 - S in (0, 1] (it is plotted as 1/p on a log "
             f"axis), got {bad}"
         )
@@ -154,7 +135,7 @@ def feature_vectors(W, titles: Sequence[str] | None = None, importance=None) -> 
         Each panel holds exactly one ``Line2D`` per feature.
 
     Raises:
-        ValueError: ``d_hidden != 2`` (the shape is named), or titles/importance of the wrong
+        ConfigError: ``d_hidden != 2`` (the shape is named), or titles/importance of the wrong
             length.
 
     Example:
@@ -169,7 +150,7 @@ def feature_vectors(W, titles: Sequence[str] | None = None, importance=None) -> 
     W = _as_models(W, fn)
     models, d_hidden, n_features = W.shape
     if d_hidden != 2:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} draws feature directions in the plane, so it needs d_hidden == 2, but W has "
             f"shape {W.shape} (models, d_hidden, n_features); use norms_and_interference for "
             "larger hidden spaces"
@@ -183,7 +164,7 @@ def feature_vectors(W, titles: Sequence[str] | None = None, importance=None) -> 
     if importance is not None:
         given = np.asarray(importance, dtype=float)
         if given.shape not in {(n_features,), (models, n_features)}:
-            raise ValueError(
+            raise ConfigError(
                 f"{fn} needs importance shaped (n_features,) = ({n_features},) or "
                 f"(models, n_features) = ({models}, {n_features}), got {given.shape}"
             )
@@ -206,7 +187,7 @@ def feature_vectors(W, titles: Sequence[str] | None = None, importance=None) -> 
     grid = fig.add_gridspec(rows, cols)
 
     # 3. One shared symmetric limit so lengths compare across panels.
-    longest = float(_feature_norms(W).max())
+    longest = float(np.max(metrics.feature_norms(W)))
     lim = 1.18 * longest if longest > 0 else 1.0
 
     axes = []
@@ -258,7 +239,10 @@ def norms_and_interference(W, titles: Sequence[str] | None = None) -> Figure:
 
     black when the feature is orthogonal to all others, bright when it shares its direction
     (superposition). The interference scale runs from 0 to ``max(1, largest value)``, so 1 is
-    the interference from one antipodal partner of equal norm.
+    the interference from one antipodal partner of equal norm. Norms and interference are
+    :func:`toylab.metrics.feature_norms` and :func:`toylab.metrics.interference`, the values a
+    summary table reports (a column below 1e-6 of the largest norm has no direction and no
+    interference there, so it has none here either).
 
     Mirrors the ``WᵀW`` / ``‖W_i‖`` columns of Elhage et al. (2022), section "Demonstrating
     Superposition" (one column per sparsity level).
@@ -283,8 +267,9 @@ def norms_and_interference(W, titles: Sequence[str] | None = None) -> Figure:
     titles = _titles(titles, models, fn)
 
     gram = np.einsum("mhi,mhj->mij", W, W)  # (models, n_features, n_features)
-    norms = _feature_norms(W)  # (models, n_features)
-    interference = _interference(W)  # (models, n_features)
+    # The measures a summary table reports, so a near-zero column reads the same in both.
+    norms = np.asarray(metrics.feature_norms(W), dtype=float)  # (models, n_features)
+    interference = np.asarray(metrics.interference(W), dtype=float)  # (models, n_features)
 
     gram_max = float(np.abs(gram).max()) or 1.0
     gram_norm = Normalize(vmin=-gram_max, vmax=gram_max)
@@ -384,7 +369,7 @@ def dimensions_per_feature(
     p = _feature_probability(feature_probability, fn).ravel()
     y = np.asarray(dims_per_feature, dtype=float)
     if y.size != p.size:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs one dims_per_feature value per feature_probability, got shapes "
             f"{np.shape(dims_per_feature)} and {np.shape(feature_probability)}"
         )
@@ -397,7 +382,7 @@ def dimensions_per_feature(
         best = np.asarray(best)
         if best.dtype == bool:
             if best.size != p.size:
-                raise ValueError(
+                raise ConfigError(
                     f"{fn}: a boolean `best` mask must match feature_probability's shape "
                     f"{np.shape(feature_probability)}, got {best.shape}"
                 )
@@ -407,7 +392,7 @@ def dimensions_per_feature(
         else:
             xs = np.unique(x)
             if best.size != xs.size:
-                raise ValueError(
+                raise ConfigError(
                     f"{fn}: float `best` needs one value per distinct feature probability "
                     f"({xs.size}, in order of increasing 1/p), got shape {best.shape}; or pass a "
                     "boolean mask over models"
@@ -482,7 +467,7 @@ def feature_dimensionality(feature_probability, D) -> Figure:
     p = _feature_probability(feature_probability, fn)
     D = np.asarray(D, dtype=float)
     if p.ndim != 1 or D.ndim != 2 or D.shape[0] != p.shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs feature_probability shaped (models,) and D shaped (models, n_features), "
             f"got {p.shape} and {D.shape}"
         )
@@ -523,7 +508,8 @@ def loss_history(steps, raw, labels: Sequence[str], elicited=None) -> Figure:
     between a solid and a dashed line. Steps ≤ 0 and losses ≤ 0 cannot sit on a log axis and
     are left out.
 
-    Not a figure of Elhage et al. (2022); it shows the evaluation schedule of toylab (SPEC S4).
+    Not a figure of Elhage et al. (2022); it shows toylab's compute-schedule evaluations
+    (every k-fold increase of compute, see :mod:`toylab.train.schedule`).
 
     Args:
         steps: evaluation steps, shape (evals,).
@@ -545,7 +531,7 @@ def loss_history(steps, raw, labels: Sequence[str], elicited=None) -> Figure:
     steps = np.asarray(steps, dtype=float)
     raw = np.atleast_2d(np.asarray(raw, dtype=float))
     if steps.ndim != 1 or raw.ndim != 2 or raw.shape[1] != steps.shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"{fn} needs steps shaped (evals,) and raw shaped (models, evals), got {steps.shape} "
             f"and {raw.shape}"
         )
@@ -554,16 +540,16 @@ def loss_history(steps, raw, labels: Sequence[str], elicited=None) -> Figure:
         labels = [labels]
     labels = [str(s) for s in labels]
     if len(labels) != models:
-        raise ValueError(f"{fn} got {len(labels)} labels for {models} models; pass one per model")
+        raise ConfigError(f"{fn} got {len(labels)} labels for {models} models; pass one per model")
     if elicited is not None:
         elicited = np.atleast_2d(np.asarray(elicited, dtype=float))
         if elicited.shape != raw.shape:
-            raise ValueError(
+            raise ConfigError(
                 f"{fn} needs elicited shaped like raw {raw.shape}, got {elicited.shape}"
             )
     keep = steps > 0
     if not keep.any():
-        raise ValueError(f"{fn} needs at least one step > 0 for the log axis, got {steps}")
+        raise ConfigError(f"{fn} needs at least one step > 0 for the log axis, got {steps}")
 
     outside = models > 6  # many series: legend goes outside the axes, on the right
     fig = st.new_figure(5.4 + (1.3 if outside else 0.0), 3.5)

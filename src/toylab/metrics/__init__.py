@@ -5,7 +5,7 @@ per-feature measures in :mod:`toylab.metrics.superposition`, and the host-side p
 classifier in :mod:`toylab.metrics.geometry`. All take ``W`` of shape
 ``(..., d_hidden, n_features)`` with features as columns (``feature_axis=0`` for rows), from
 numpy, JAX or PyTorch. :func:`~toylab.metrics.summary.measure` reports every measure of one
-matrix, scale-dependent and scale-invariant side by side (SPEC S2).
+matrix, scale-dependent and scale-invariant side by side (the rescaling check).
 """
 
 from toylab.metrics.geometry import (
@@ -70,6 +70,6 @@ from toylab.metrics import lowrank  # noqa: E402  (mode strengths, alignment, bu
 
 __all__ += ["lowrank"]
 
-from toylab.metrics.phases import classify_phase  # noqa: E402  (phase diagrams, SPEC S1)
+from toylab.metrics.phases import classify_phase  # noqa: E402  (phase diagrams, Elhage et al. §4)
 
 __all__ += ["classify_phase"]

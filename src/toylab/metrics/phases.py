@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from toylab.errors import ConfigError
 from toylab.metrics.superposition import feature_dimensionality, represented
 from toylab.theory.phases import PHASES, Phase
 
@@ -47,9 +48,9 @@ def classify_phase(W: Any, extra: int = -1) -> np.ndarray:
     """
     W = np.asarray(W, dtype=float)
     if W.ndim < 2 or W.shape[-1] < 2:
-        raise ValueError(f"W has shape {W.shape}: expected (..., m, n) with n ≥ 2 features as columns")
+        raise ConfigError(f"W has shape {W.shape}: expected (..., m, n) with n ≥ 2 features as columns")
     if not -W.shape[-1] <= extra < W.shape[-1]:
-        raise ValueError(f"extra={extra}: expected a feature index for n = {W.shape[-1]} features")
+        raise ConfigError(f"extra={extra}: expected a feature index for n = {W.shape[-1]} features")
     shown = np.asarray(represented(W))[..., extra]
     owns = np.asarray(feature_dimensionality(W))[..., extra] >= DEDICATED_DIMENSIONALITY
     names: tuple[Phase, ...] = PHASES

@@ -1,6 +1,6 @@
 """Every superposition measure of one weight matrix, scale-dependent and scale-invariant side by side.
 
-SPEC S2: multiplying a layer's weights by ``c > 0`` multiplies Elhage et al.'s features per
+The rescaling critique: multiplying a layer's weights by ``c > 0`` multiplies Elhage et al.'s features per
 dimension by ``c²`` while a bias-free ReLU classifier classifies exactly as before. So every
 measure here is reported with how it responds to ``W → cW`` (:data:`SCALING`: the exponent
 ``k`` in ``value(cW) = c^k · value(W)``), and each scale-dependent one has a scale-invariant

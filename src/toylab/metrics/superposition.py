@@ -14,7 +14,7 @@ gradients), and is clean under strict rank and dtype promotion. Each also takes 
 ``nn.Linear.weight`` read as a decoder) and, outside ``jax.jit``, any weight matrix a user
 brings: numpy, JAX, nested lists or a PyTorch tensor (see :func:`as_weight_matrix`).
 
-Scale (the seed's S2 critique): :func:`features_per_dimension` and :func:`interference` scale as
+Scale (the rescaling critique): :func:`features_per_dimension` and :func:`interference` scale as
 ``c²`` when ``W`` is multiplied by ``c > 0``; :func:`feature_dimensionality`,
 :func:`represented` and :func:`features_per_dimension_invariant` do not change.
 """
@@ -157,7 +157,7 @@ def features_per_dimension(W: Float[ArrayLike, "... d_hidden n_features"]) -> Fl
     With unit-norm represented features and dropped ones at zero this counts represented
     features per dimension (the paper's §6 y-axis is its reciprocal). It scales as ``c²``
     when ``W`` is scaled by ``c``: meaningful in the tied autoencoder, where the scale changes
-    the loss, but not in a bias-free ReLU classifier (the seed's critique, SPEC S2).
+    the loss, but not in a bias-free ReLU classifier (the rescaling critique).
 
     Args:
       W: weights, shape ``(..., d_hidden, n_features)``.
@@ -206,7 +206,7 @@ def feature_scale(W: Float[ArrayLike, "... d_hidden n_features"]) -> Float[Array
     share of ``‖W‖_F²``: dropped features (``q_i ≈ 0``) carry no weight, so ``s = 1`` on a
     unit-norm solution (every feature at norm 1 or 0), whatever the number of dropped ones.
     ``s(cW) = c·s(W)`` for ``c > 0``; 0 for an all-zero ``W``. Dividing a scale-dependent
-    measure by the matching power of ``s`` makes it scale-invariant (SPEC S2).
+    measure by the matching power of ``s`` makes it scale-invariant (the rescaling check).
 
     Args:
       W: weights, shape ``(..., d_hidden, n_features)``.
@@ -237,7 +237,7 @@ def features_per_dimension_invariant(W: Float[ArrayLike, "... d_hidden n_feature
     Why this formula. Elhage et al.'s ``‖W‖_F²/m`` counts represented features per dimension
     only because their trained features have norm 1 (or 0 when dropped); multiply ``W`` by
     ``c`` and it reads ``c²`` times as many, though a bias-free ReLU classifier classifies
-    exactly as before (the seed's critique, SPEC S2). With ``q_i = ‖W_i‖²`` the numerator over
+    exactly as before (the rescaling critique). With ``q_i = ‖W_i‖²`` the numerator over
     ``m`` is the participation ratio ``(Σ q_i)² / Σ q_i²``, the effective number of features
     carrying ``‖W‖_F²``. It is
 
@@ -340,7 +340,7 @@ def feature_dimensionality(W: Float[ArrayLike, "... d_hidden n_features"]) -> Fl
     triangle, 3/4 in a tetrahedron, 2/5 in a pentagon, 3/8 in a square antiprism, and 0 for a
     zero column (also one below 1e-6 of the largest column norm, whose direction is float
     noise). ``0 ≤ D_i ≤ 1`` and ``Σ_i D_i ≤ m``. Scale-invariant: ``D_i(cW) = D_i(W)`` for
-    ``c > 0``, which makes it the measure that survives the seed's critique (SPEC S2).
+    ``c > 0``, which makes it the measure that survives the rescaling critique.
 
     The second form (``D_i = ‖W_i‖²/(‖W_i‖² + interference_i)``) is what is computed: it
     keeps ``D_i ≤ 1`` exactly in floating point.
@@ -407,7 +407,7 @@ def represented(
     .. math:: \\text{represented}_i \\iff \\|W_i\\| \\ge t \\cdot \\max_j \\|W_j\\|
               \\;\\text{and}\\; \\|W_i\\| > 10^{-6}
 
-    The test is relative, so it works for any scale (a rescaled classifier layer, SPEC S2, as
+    The test is relative, so it works for any scale (a rescaled classifier layer, as
     well as the autoencoder, whose represented features have norm ≈ 1 and dropped ones ≈ 0).
     Default ``t = 0.25``: trained autoencoders are bimodal (dropped features ≤ 0.02 of the
     largest norm, kept ones ≥ 0.87, in n=20, m=5 over densities 0.001–1); the intermediate

@@ -1,10 +1,10 @@
 """A bias-free ReLU network with a softmax output, trained on a real data set that ships in a package.
 
-The rescaling check on "features per dimension" (Elhage et al. 2022): in such a network, multiplying a
-layer's weights by ``c > 0`` leaves every classification unchanged, because ReLU is positively
-homogeneous (``ReLU(c z) = c ReLU(z)``), there are no biases to break the homogeneity, and
-softmax (and argmax) keep the order of their inputs. This file is that network, as a
-:class:`~toylab.tasks.Task` the ordinary trainer trains.
+The rescaling critique of Elhage et al.'s "features per dimension": in such a network,
+multiplying a layer's weights by ``c > 0`` leaves every classification unchanged, because ReLU
+is positively homogeneous (``ReLU(c z) = c ReLU(z)``), there are no biases to break the
+homogeneity, and softmax (and argmax) keep the order of their inputs. This file is that
+network, as a :class:`~toylab.tasks.Task` the ordinary trainer trains.
 
 Model, for one example ``x`` with ``n_inputs`` pixels::
 

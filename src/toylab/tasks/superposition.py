@@ -196,7 +196,7 @@ def superposition(
         }
 
     def elicit_mask(params: dict[str, Array]) -> dict[str, bool]:
-        # The elicitation for this model: refit the bias with every weight matrix frozen.
+        # Elicitation before an evaluation, for this model: refit the bias with every weight matrix frozen.
         return {name: name == "b" for name in params}
 
     # Forward FLOPs per example: encode 2mn, decode 2mn, bias + ReLU 2n, weighted squared

@@ -1,9 +1,9 @@
 """Closed-form theory that the toy models are checked against.
 
 - :mod:`toylab.theory.saxe`: exact gradient-flow dynamics of deep linear networks (Saxe,
-  McClelland & Ganguli 2014), the S-curves and loss staircase of SPEC S3.
+  McClelland & Ganguli 2014), the S-curves and loss staircase of Jermyn & Shlegeris (2022).
 - :mod:`toylab.theory.phases`: expected losses of the n = 2, m = 1 superposition model's three
-  candidate solutions, and the phase boundaries they imply (SPEC S1).
+  candidate solutions, and the phase boundaries they imply (Elhage et al. 2022, §4).
 """
 
 from toylab.theory import phases, saxe

@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from toylab.errors import ConfigError
+
 __all__ = ["PHASES", "Phase", "candidate_losses", "closed_form_phase", "boundary_density", "candidate_solution"]
 
 Phase = Literal["not_represented", "dedicated", "superposition"]
@@ -53,10 +55,13 @@ PHASES: tuple[Phase, ...] = ("not_represented", "dedicated", "superposition")
 def _checked(density: Any, relative_importance: Any) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(density, dtype=float)
     r = np.asarray(relative_importance, dtype=float)
-    if not np.all((p > 0) & (p <= 1)):
-        raise ValueError(f"density={density!r}: expected feature probabilities in (0, 1]")
-    if not np.all((r > 0) & np.isfinite(r)):
-        raise ValueError(f"relative_importance={relative_importance!r}: expected finite values > 0")
+    # Name the first bad value, not the whole array: a grid's repr would run over many lines.
+    bad_p = p[~((p > 0) & (p <= 1))]
+    if bad_p.size:
+        raise ConfigError(f"density={float(bad_p.flat[0])}: expected feature probabilities in (0, 1]")
+    bad_r = r[~((r > 0) & np.isfinite(r))]
+    if bad_r.size:
+        raise ConfigError(f"relative_importance={float(bad_r.flat[0])}: expected finite values > 0")
     return np.broadcast_arrays(p, r)
 
 
@@ -120,7 +125,7 @@ def candidate_solution(phase: Phase, density: float) -> dict[str, np.ndarray]:
       [[1.0, -1.0]]
     """
     if phase not in PHASES:
-        raise ValueError(f"phase={phase!r}: expected one of {', '.join(PHASES)}")
+        raise ConfigError(f"phase={phase!r}: expected one of {', '.join(PHASES)}")
     mean = density / 2
     W, b = {
         "not_represented": ([[1.0, 0.0]], [0.0, mean]),

@@ -1,7 +1,7 @@
 """Exact learning dynamics of deep linear networks: one S-curve per target singular value.
 
 Saxe, McClelland & Ganguli (2014), "Exact solutions to the nonlinear dynamics of learning in
-deep linear neural networks", ICLR (arXiv:1312.6120). SPEC S3.
+deep linear neural networks", ICLR (arXiv:1312.6120); the S-curves of Jermyn & Shlegeris (2022).
 
 **Setting.** Fit a target ``C = Σ_k s_k u_k v_kᵀ`` (its SVD) by a product of ``N`` component
 matrices ``Z = W_N ⋯ W_1`` under ``L = ½‖C − Z‖_F²``, following the gradient flow
@@ -303,8 +303,8 @@ def drop_time(
           \\end{cases}
 
     with ``G`` from the module docstring, ``α = (u/s)^{1/N}``. Asymptotics for ``u₀ ≪ s``:
-    ``N = 2`` grows logarithmically, ``t½ = ln(s/u₀)/(2s) − u₀/(2s²) + …`` (SPEC S3 quotes the
-    leading term, ``(1/2s) ln(s/u₀)``); ``N ≥ 3`` is a power law,
+    ``N = 2`` grows logarithmically, ``t½ = ln(s/u₀)/(2s) − u₀/(2s²) + …`` (the usual estimate is
+    the leading term, ``(1/2s) ln(s/u₀)``); ``N ≥ 3`` is a power law,
     ``t½ = u₀^{−(N−2)/N} / ((N − 2) s) · (1 + O((u₀/s)^{(N−2)/N}))``, so deeper networks wait
     far longer on small inits.
 
