@@ -1,7 +1,7 @@
 """Sweeps of the user's own tasks: from a file beside the spec, a module, or an entry point.
 
-The file task is ``examples/user_task``'s, copied into a project folder, so the example the
-README shows is the one tested.
+The file task is ``examples/tasks/regression.py``, copied into a project folder with its sweep
+spec, so the example the README shows is the one tested.
 """
 
 import json
@@ -26,7 +26,7 @@ from toylab.errors import TaskError
 from toylab.sweeps import registry
 
 runner = CliRunner()
-EXAMPLE = Path(__file__).parent.parent / "examples" / "user_task"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "tasks"
 QUICK = {"steps": 60, "batch_size": 32, "elicit_steps": 0}
 
 
@@ -35,8 +35,9 @@ def project(tmp_path):
     """A folder as a user has it: the example's task file and spec, and a runs/ folder."""
     folder = tmp_path / "project"
     folder.mkdir()
-    shutil.copy(EXAMPLE / "my_task.py", folder)
-    text = (EXAMPLE / "sweep.toml").read_text().replace("steps = 300", "steps = 60")
+    shutil.copy(EXAMPLE / "regression.py", folder / "my_task.py")
+    text = (EXAMPLE / "regression_sweep.toml").read_text().replace("steps = 300", "steps = 60")
+    text = text.replace("regression.py:", "my_task.py:")
     (folder / "sweep.toml").write_text(text)
     return folder
 
@@ -66,7 +67,7 @@ def test_a_task_file_beside_a_toml_spec_sweeps_alike_on_local_and_ray(project, l
     on_ray = sweep_cli(project / "sweep.toml", project / "runs" / "ray.sqlite", "--backend", "ray")
     assert (local["done"], on_ray["done"], on_ray["backend"]) == (6, 6, "ray")
     assert store_rows(project / "runs" / "ray.sqlite") == store_rows(project / "runs" / "local.sqlite")
-    best = {row["noise"]: row["teacher_error"] for row in local["best"]}
+    best = {row["noise"]: row["weight_error"] for row in local["best"]}
     assert best[0.0] < best[0.5] < 0.1  # every noise level learns the teacher, the clean one best
 
     result = toylab.load(project / "runs" / "local.sqlite").train_result()
@@ -76,7 +77,7 @@ def test_a_task_file_beside_a_toml_spec_sweeps_alike_on_local_and_ray(project, l
 
 
 def test_a_task_file_travels_as_its_source_to_a_process_without_the_file(tmp_path):
-    (tmp_path / "gone.py").write_text((EXAMPLE / "my_task.py").read_text())
+    (tmp_path / "gone.py").write_text((EXAMPLE / "regression.py").read_text())
     factory = registry.task_factory("gone.py:regression", root=tmp_path)
     shipped = pickle.dumps(factory)
     (tmp_path / "gone.py").unlink()  # a Ray worker on another machine has no copy
@@ -112,10 +113,10 @@ def test_a_store_finds_its_task_file_after_moving_with_it_or_alone(project, tmp_
 
 
 def test_a_module_factory_sweeps_and_reads_back(tmp_path, monkeypatch):
-    (tmp_path / "lab_tasks.py").write_text((EXAMPLE / "my_task.py").read_text())
+    (tmp_path / "lab_tasks.py").write_text((EXAMPLE / "regression.py").read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = sweeps.SweepSpec(task="lab_tasks:regression", task_params={"d": 4}, axes={"noise": [0.0, 0.2]},
-                            train=QUICK, select={"metric": "teacher_error"})
+                            train=QUICK, select={"metric": "weight_error"})
     summary = sweeps.run(spec, store=tmp_path / "s.sqlite", progress=False)
     assert summary.done == 2
     result = toylab.load(tmp_path / "s.sqlite").train_result()
@@ -132,12 +133,12 @@ def fake_distribution(folder: Path, name: str, entries: dict[str, str]) -> None:
 
 
 def test_an_entry_point_of_an_installed_package_is_a_task_name(tmp_path, monkeypatch):
-    (tmp_path / "lab_tasks.py").write_text((EXAMPLE / "my_task.py").read_text())
+    (tmp_path / "lab_tasks.py").write_text((EXAMPLE / "regression.py").read_text())
     fake_distribution(tmp_path, "lab_tasks", {"regression": "lab_tasks:regression"})
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "regression" in sweeps.registered_tasks()
     spec = sweeps.SweepSpec(task="regression", task_params={"d": 5}, fixed={"noise": 0.1}, train=QUICK,
-                            select={"metric": "teacher_error"})
+                            select={"metric": "weight_error"})
     assert spec.build_task({"d": 5}).spec == {"d": 5, "teacher_seed": 0}
     assert spec.canonical()["task"] == "regression"  # the store records the name, as written
 
@@ -155,7 +156,7 @@ def test_two_sources_of_one_task_name_are_refused(tmp_path, monkeypatch, entries
         fake_distribution(tmp_path / "c", name, points)
     for folder in ("a", "b", "c"):
         monkeypatch.syspath_prepend(str(tmp_path / folder))
-    (tmp_path / "a" / "lab_tasks.py").write_text((EXAMPLE / "my_task.py").read_text())
+    (tmp_path / "a" / "lab_tasks.py").write_text((EXAMPLE / "regression.py").read_text())
     if needle is None:
         assert registry.task_factory("regression").__module__ == "lab_tasks"
     else:

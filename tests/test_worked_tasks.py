@@ -36,7 +36,7 @@ sae = _example("sae")
 def test_regression_finds_the_teacher_and_reports_the_irreducible_loss():
     task = regression.regression(d=8)
     result = train(task, [{"noise": 0.0}, {"noise": 0.5}], seeds=2,
-                   config=TrainConfig(steps=600, optimizer="adam", lr=0.05, elicit_steps=0))
+                   config=TrainConfig(steps=600, optimizer="adam", lr=0.05, schedule="cosine", elicit_steps=0))
     error = result.history("weight_error")[-1]  # (4,)
     assert error[:2].max() < 1e-2 and error[2:].max() < 0.15
     # The exact loss is ½(‖w − w*‖² + σ²): at the teacher, the noise floor ½σ².

@@ -1,6 +1,6 @@
 """A worked task: noisy linear regression, the smallest complete :class:`toylab.Task`.
 
-A teacher ``w*`` (fixed by ``teacher_seed``) labels Gaussian inputs, ``y = w*·x + σ ε``; each
+A teacher ``w*`` (fixed by ``teacher_seed``, ``‖w*‖ ≈ 1``) labels Gaussian inputs, ``y = w*·x + σ ε``; each
 instance fits ``w`` by least squares on fresh batches. Per-instance config: the label noise
 ``σ`` (``{"noise": 0.1}``). The expected loss has a closed form, so the trainer reports it
 exactly instead of estimating it on held-out batches::
@@ -32,7 +32,8 @@ def regression(d: int = 8, teacher_seed: int = 0) -> Task:
     """Linear regression on ``d`` Gaussian inputs against a fixed random teacher."""
     if d < 1:
         raise ConfigError(f"d={d}: need at least one input")
-    teacher = np.random.default_rng(teacher_seed).standard_normal(d).astype(np.float32)
+    # Unit expected norm, so the same learning rate suits every d.
+    teacher = (np.random.default_rng(teacher_seed).standard_normal(d) / np.sqrt(d)).astype(np.float32)
 
     def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
         unknown = set(config) - {"noise"}
