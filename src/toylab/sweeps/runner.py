@@ -13,6 +13,7 @@ Algorithm:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from toylab.errors import ConfigError
+from toylab.errors import ConfigError, Interrupted
 from toylab.store.db import Store
 from toylab.sweeps import registry
 from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address
@@ -94,6 +95,8 @@ def run(
     Raises:
       ConfigError: a bad spec or option, a foreign or damaged store, or a store of another
         spec without ``extend`` (nothing in the store is changed then).
+      Interrupted: Ctrl-C while chunks train; the message names the store, which keeps every
+        finished chunk and resumes when called again.
     """
     tic = time.perf_counter()
     spec = as_spec(spec)
@@ -124,7 +127,7 @@ def run(
         added = len(planned)
 
     # -- 3./4. train unfinished chunks, write each as it finishes ---------------------------
-    with db:
+    with db, _resumable(path):
         jobs = [make_job(chunk, runs, task=spec.task, seed=spec.seed)
                 for chunk, runs in db.unfinished_chunks().items()]
         counts = db.status_counts()
@@ -149,6 +152,18 @@ def run(
         trained=counts["done"] + counts["diverged"] - finished_before,
         chunks=len(jobs), seconds=time.perf_counter() - tic, failures=failures)
 
+
+
+@contextlib.contextmanager
+def _resumable(path: Path):
+    """Ctrl-C becomes :class:`Interrupted`, naming the store. Nothing needs undoing: a chunk's
+    rows land in one transaction, so the store holds whole chunks only, and the chunk cut
+    short is trained again on the next call."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: finished runs are in {path}; rerun the same command "
+                          "to resume") from None
 
 def _reconcile(db: Store, spec: SweepSpec, planned: list[PlannedRun], *, extend: bool,
                chunk_size: int | None) -> int:
