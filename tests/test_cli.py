@@ -1,13 +1,18 @@
-"""The command line: JSON contract, run folder, and one-line errors for bad input."""
+"""The command line: JSON envelope, run folder, one-line errors for bad input, Ctrl-C."""
 
-import json
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+import typing
 
 import numpy as np
 import pytest
+from cli_json import outputs_of, result_of
 from typer.testing import CliRunner
 
+from toylab import cli
 from toylab.cli import app
 
 runner = CliRunner()
@@ -18,9 +23,8 @@ def test_tms_json_is_exactly_one_object_with_instances_and_best(tmp_path):
     result = runner.invoke(app, ["tms", "--n-features", "5", "--n-hidden", "2",
                                  "--feature-probability", "0.1,1", "--importance", "0.9",
                                  "--seeds", "2", "--out", str(tmp_path), "--json", *QUICK])
-    assert result.exit_code == 0, result.stderr
-    payload = json.loads(result.stdout)
-    assert set(payload) == {"instances", "best"}
+    payload = result_of(result, "tms")
+    assert set(payload) == {"instances", "best"} and outputs_of(result) == {"folder": str(tmp_path)}
     assert len(payload["instances"]) == 4 and len(payload["best"]) == 2
     instance = payload["instances"][0]
     for field in ("feature_probability", "importance", "seed", "loss", "features_per_dimension",
@@ -44,8 +48,7 @@ def test_tms_json_is_exactly_one_object_with_instances_and_best(tmp_path):
 def test_tms_variants_run(tmp_path, flags):
     result = runner.invoke(app, ["tms", "--n-hidden", "3", "--out", str(tmp_path), "--json",
                                  "--compute-factor", "2", *QUICK, *flags])
-    assert result.exit_code == 0, result.stderr
-    history = json.loads(result.stdout)["instances"][0]["history"]
+    history = result_of(result, "tms")["instances"][0]["history"]
     steps = [row["step"] for row in history]
     assert steps[:4] == [0, 1, 2, 4] and steps[-1] == 40
 
@@ -60,8 +63,10 @@ def test_tms_variants_run(tmp_path, flags):
         (["--feature-probability", "0"], "feature_probability=0.0"),
         (["--lr", "-0.1"], "lr=-0.1"),
         (["--importance", "1,0.5"], "importance has 2 values, expected n_features=5"),
-        (["--optimizer", "rmsprop"], "optimizer='rmsprop'"),
-        (["--feature-probability", "dense"], "--feature-probability='dense'"),
+        (["--optimizer", "rmsprop"], "'--optimizer': 'rmsprop' is not one of 'adamw', 'adam', 'sgd'"),
+        (["--feature-probability", "dense"], "'--feature-probability': 'dense'"),
+        (["--seeds", "0"], "seeds=0: need at least 1 seed"),
+        (["--bogus"], "No such option: --bogus"),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_value(tmp_path, flags, needle):
@@ -84,15 +89,14 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
 
 def test_unknown_study_is_refused():
     result = runner.invoke(app, ["reproduce", "nonexistent"])
-    assert result.exit_code == 2 and "unknown study 'nonexistent'" in result.stderr
+    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves'" in result.stderr
 
 
 @pytest.mark.slow
 def test_reproduce_scurves_writes_every_sweep_and_its_figures(tmp_path):
     result = runner.invoke(app, ["reproduce", "scurves", "--steps", "60", "--seeds", "1",
                                  "--out", str(tmp_path), "--json"])
-    assert result.exit_code == 0, result.stderr
-    payload = json.loads(result.stdout)
+    payload = result_of(result, "reproduce")
     assert set(payload["sweeps"]) == {"mse-gd", "mse-adam", "ce-gd", "ce-adam"}
     for sweep in payload["sweeps"].values():
         assert [entry["rank"] for entry in sweep["ranks"]] == [1, 2, 4, 10, 100]
@@ -111,8 +115,7 @@ def test_measure_picks_one_matrix_of_a_stack_by_index(tmp_path):
     np.save(tmp_path / "one.npy", 2.0 * pentagon)
     picked = runner.invoke(app, ["measure", str(tmp_path / "weights.npz"), "--index", "1", "--json"])
     alone = runner.invoke(app, ["measure", str(tmp_path / "one.npy"), "--json"])
-    assert picked.exit_code == 0 and alone.exit_code == 0, picked.stderr + alone.stderr
-    picked, alone = json.loads(picked.stdout), json.loads(alone.stdout)
+    picked, alone = result_of(picked, "measure"), result_of(alone, "measure")
     assert picked["index"] == 1 and picked["features_per_dimension_invariant"] == pytest.approx(2.5)
     for key in ("features_per_dimension", "feature_dimensionality", "feature_norms", "geometry"):
         assert picked[key] == alone[key]
@@ -125,11 +128,150 @@ def test_reproduce_intro_trains_into_a_store_and_reads_it_back(tmp_path):
     args = ["reproduce", "intro", "--seeds", "2", "--steps", "100", "--store", str(tmp_path / "intro.sqlite"),
             "--out", str(tmp_path / "out"), "--json"]
     first = runner.invoke(app, args)
-    assert first.exit_code == 0, first.stderr
-    payload = json.loads(first.stdout)
-    assert len(payload["instances"]) == 20 and len(payload["best"]) == 10
+    payload = result_of(first, "reproduce")
+    assert len(payload["instances"]) == 20 and len(payload["best"]) == 10 and payload["study"]["study"] == "intro"
+    assert outputs_of(first) == {"folder": str(tmp_path / "out"), "store": str(tmp_path / "intro.sqlite")}
     assert (tmp_path / "intro.sqlite").exists() and (tmp_path / "out" / "feature_vectors.png").exists()
     again = runner.invoke(app, args)  # a finished store: read back, nothing trained
-    assert again.exit_code == 0 and json.loads(again.stdout)["best"] == payload["best"]
+    assert result_of(again, "reproduce")["best"] == payload["best"]
     refused = runner.invoke(app, ["reproduce", "scurves", "--store", str(tmp_path / "x.sqlite")])
     assert refused.exit_code == 2 and "only the intro study" in refused.stderr
+
+
+# -- choices, start-up, the envelope of the commands no other test runs ------------------------
+
+
+def test_every_choice_is_the_librarys_own_list():
+    from toylab.experiments import STUDIES, phase, scurve
+    from toylab.sweeps.backends import BACKENDS
+    from toylab.tasks.lowrank import LOSSES, LowRankSpec
+    from toylab.tasks.superposition import SuperpositionSpec
+    from toylab.train import TrainConfig
+
+    def literal(model, field):
+        return list(typing.get_args(model.model_fields[field].annotation))
+
+    expected = {cli.Output: literal(SuperpositionSpec, "output"), cli.Optimizer: literal(TrainConfig, "optimizer"),
+                cli.Schedule: literal(TrainConfig, "schedule"), cli.CurveOptimizer: list(scurve.OPTIMIZERS),
+                cli.Loss: list(LOSSES), cli.Init: literal(LowRankSpec, "init"), cli.TimeAxis: list(scurve.TIME_AXES),
+                cli.Preset: list(phase.PRESETS), cli.Backend: list(BACKENDS), cli.StudyName: list(STUDIES)}
+    for choice, values in expected.items():
+        assert [member.value for member in choice] == values, choice
+
+
+def test_help_and_bad_flags_answer_without_importing_jax():
+    script = """
+import sys
+from toylab.cli import app
+for args in (["--help"], ["tms", "--help"], ["tms", "--optimizer", "rmsprop"], ["reproduce", "nope"],
+             ["scurve", "--init-scale", "tiny"], ["bogus"]):
+    try:
+        app(args, prog_name="toylab")
+    except SystemExit as exit:
+        print("exit", exit.code, file=sys.stderr)
+print("jax imported:", "jax" in sys.modules)
+"""
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert process.stdout.splitlines()[-1] == "jax imported: False", process.stderr
+    assert [line.split()[1] for line in process.stderr.splitlines() if line.startswith("exit")] == \
+        ["0", "0", "2", "2", "2", "2"]
+    assert "--optimizer" in process.stdout and "adamw|adam|sgd" in process.stdout  # --help lists the choices
+
+
+def test_scurve_json_envelope_and_time_axis(tmp_path):
+    args = ["scurve", "--d", "6", "--singular-values", "3,1", "--init", "aligned", "--lr", "0.05",
+            "--steps", "300", "--out", str(tmp_path), "--json"]
+    linear = result_of(runner.invoke(app, args), "scurve")
+    log = result_of(runner.invoke(app, [*args, "--time-axis", "log"]), "scurve")
+    assert [len(run["drops"]) for run in linear["runs"]] == [2] and len(log["runs"]) == 1
+    refused = runner.invoke(app, [*args, "--time-axis", "sqrt"])
+    assert refused.exit_code == 2 and "'sqrt' is not one of 'linear', 'log'" in refused.stderr
+
+
+def test_phase_json_envelope_names_the_store(tmp_path):
+    store = tmp_path / "p.sqlite"
+    result = runner.invoke(app, ["phase", "--grid", "2", "--seeds", "1", "--steps", "50", "--store", str(store),
+                                 "--out", str(tmp_path / "out"), "--json"])
+    payload = result_of(result, "phase")
+    assert len(payload["cells"]) == 4 and payload["preset"] == "n2m1" and payload["store"] == str(store)
+    assert outputs_of(result) == {"folder": str(tmp_path / "out"), "store": str(store)}
+
+
+# -- the one error handler ----------------------------------------------------------------------
+
+
+def test_ctrl_c_outside_a_sweep_is_one_line_and_status_130(tmp_path, monkeypatch):
+    from toylab.experiments import tms
+
+    def interrupted(**_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tms, "run", interrupted)
+    result = runner.invoke(app, ["tms", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
+
+
+def test_every_toylab_error_is_one_line_and_status_2(monkeypatch):
+    from toylab import arrays
+    from toylab.errors import StoreError, TaskError, ToylabError
+
+    for error in (ToylabError("a\nb"), StoreError("s"), TaskError("t")):
+        def fail(*_, error=error, **__):
+            raise error
+
+        monkeypatch.setattr(arrays, "measure_file", fail)
+        result = runner.invoke(app, ["measure", "W.npy", "--json"])
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr.splitlines() == [f"error: {' '.join(str(error).splitlines())}"]
+
+
+def _interrupt_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
+    """SIGINT ``process`` once ``ready()`` holds (polled), as Ctrl-C in a terminal would."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and not ready():
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+
+
+def _count(store, status: str) -> int:
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]
+    except sqlite3.OperationalError:  # created, but its tables not yet committed
+        return 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweep_exits_130_in_one_line_and_the_rerun_resumes(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('task = "superposition"\nseeds = 2\n[task_params]\nn_features = 5\nn_hidden = 2\n'
+                    "[axes]\nfeature_probability = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]\n"
+                    "[train]\nsteps = 300\nbatch_size = 64\nlr = 0.01\nelicit_steps = 5\n")
+    store = tmp_path / "s.sqlite"
+    command = [sys.executable, "-m", "toylab", "sweep", str(spec), "--store", str(store), "--chunk-size", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _interrupt_when(process, lambda: _count(store, "done") >= 2)
+    done = _count(store, "done")
+    assert process.returncode == 130 and done < 16, f"the interrupt should land mid-sweep (done={done})"
+    assert process.stderr.read().splitlines() == [
+        f"interrupted: finished runs are in {store}; rerun the same command to resume"]
+    resumed = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
+    summary = result_of(resumed, "sweep")
+    assert summary["done"] == 16 and summary["trained"] == 16 - done
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_phase_exits_130_in_one_line_and_the_rerun_resumes(tmp_path):
+    store = tmp_path / "phase.sqlite"
+    command = [sys.executable, "-m", "toylab", "phase", "--grid", "2", "--seeds", "2", "--steps", "3000",
+               "--store", str(store), "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _interrupt_when(process, lambda: _count(store, "running") > 0)
+    assert process.returncode == 130 and _count(store, "done") < 8
+    assert process.stderr.read().splitlines() == [
+        f"interrupted: finished runs are in {store}; rerun the same command to resume"]
+    resumed = result_of(subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300), "phase")
+    assert len(resumed["cells"]) == 4 and resumed["sweep"]["done"] == 8

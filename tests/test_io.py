@@ -6,19 +6,20 @@ Also ``toylab measure`` end to end: the JSON contract, and exit status 2 with a 
 
 from __future__ import annotations
 
-import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from cli_json import result_of
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 from toylab import metrics
-from toylab.arrays import load_array, load_weight_matrix
+from toylab.arrays import load_array, load_weight_matrix, measure_file, pick_matrix
 from toylab.cli import app
 from toylab.errors import ConfigError
 
@@ -160,8 +161,7 @@ def test_a_pytorch_checkpoint_renamed_npz_is_refused(tmp_path):
 def test_measure_json_contract(tmp_path):
     path, name = write(tmp_path, "npz-named")
     result = runner.invoke(app, ["measure", str(path), "--array", name, "--json"])
-    assert result.exit_code == 0, result.stderr
-    payload = json.loads(result.stdout)  # exactly one JSON object
+    payload = result_of(result, "measure")  # exactly one JSON object
     for key in ("features_per_dimension", "features_per_dimension_invariant", "feature_dimensionality",
                 "feature_norms", "geometry", "dimensions_per_feature", "interference", "scaling"):
         assert key in payload
@@ -177,7 +177,7 @@ def test_measure_json_contract(tmp_path):
 def test_measure_feature_axis_and_table(tmp_path):
     save_file({"decoder.weight": weights().T.copy()}, str(path := tmp_path / "d.safetensors"))
     as_rows = runner.invoke(app, ["measure", str(path), "--feature-axis", "0", "--json"])
-    assert json.loads(as_rows.stdout)["n_features"] == 5
+    assert result_of(as_rows, "measure")["n_features"] == 5
     table = runner.invoke(app, ["measure", str(path), "--feature-axis", "0"])
     assert table.exit_code == 0 and "features_per_dimension_invariant" in table.stdout
     assert "pentagon" in table.stdout
@@ -209,3 +209,33 @@ def test_measure_real_entry_point_prints_no_traceback(tmp_path):
     assert process.returncode == 2
     assert process.stderr.strip().splitlines() == [process.stderr.strip()]
     assert process.stderr.startswith("error: ") and "holds Python objects" in process.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# One matrix of a stack (toylab measure --index)
+
+
+def test_pick_matrix_indexes_a_stack_by_its_flattened_leading_axes():
+    stack = np.arange(2 * 3 * 2 * 5, dtype=np.float32).reshape(2, 3, 2, 5)  # e.g. configs × seeds
+    assert np.array_equal(pick_matrix(stack, 4), stack[1, 1])
+    assert np.array_equal(pick_matrix(stack, -1), stack[1, 2])
+    single = stack[0, 0]
+    assert pick_matrix(single) is single  # a single matrix needs no index
+    for W, index, message in ((stack, None, "holds a stack of 6 matrices of shape (2, 5) (array shape (2, 3, 2, 5)): "
+                                            "pick one with --index I"),
+                              (stack, 6, "--index 6: W holds 6 matrices of shape (2, 5)"),
+                              (stack, -7, "--index -7: W holds 6 matrices"),
+                              (stack[0, 0], 0, "--index 0: W holds a single matrix of shape (2, 5)")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            pick_matrix(W, index, label="W")
+
+
+def test_measure_file_names_the_file_array_and_index(tmp_path):
+    path, name = write(tmp_path, "npz-named")
+    np.savez(stacked := tmp_path / "stack.npz", W=np.stack([np.eye(2, 5), weights()]))
+    alone = measure_file(path, array=name)
+    picked = measure_file(stacked, index=1)
+    assert (picked["file"], picked["array"], picked["index"], picked["label"]) == (str(stacked), None, 1, f"{stacked} #1")
+    assert picked["features_per_dimension"] == pytest.approx(alone["features_per_dimension"])
+    np.save(zero := tmp_path / "zero.npy", np.zeros((2, 5)))
+    assert measure_file(zero)["dimensions_per_feature"] is None  # infinite, as JSON can hold it

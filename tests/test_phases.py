@@ -86,8 +86,7 @@ def test_phase_diagram_marks_disagreements_and_draws_boundaries():
 
 @pytest.mark.slow
 def test_trained_n2m1_diagram_matches_the_closed_form_away_from_boundaries(tmp_path):
-    import json
-
+    from cli_json import result_of
     from typer.testing import CliRunner
 
     from toylab.cli import app
@@ -96,8 +95,7 @@ def test_trained_n2m1_diagram_matches_the_closed_form_away_from_boundaries(tmp_p
     args = ["phase", "--preset", "n2m1", "--grid", "5", "--seeds", "4", "--steps", "3000",
             "--store", str(store), "--out", str(tmp_path / "out"), "--json"]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.stderr
-    payload = json.loads(result.stdout)
+    payload = result_of(result, "phase")
     assert len(payload["cells"]) == 25
     assert {"density", "relative_importance", "phase", "closed_form_phase"} <= set(payload["cells"][0])
     assert set(c["phase"] for c in payload["cells"]) == set(phases.PHASES)
@@ -107,7 +105,7 @@ def test_trained_n2m1_diagram_matches_the_closed_form_away_from_boundaries(tmp_p
     assert (tmp_path / "out" / "phase_n2m1.png").exists()
     # The same command again reads the finished store back: nothing is trained twice.
     again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0 and json.loads(again.stdout)["cells"] == payload["cells"]
+    assert result_of(again, "phase")["cells"] == payload["cells"]
 
 
 def test_phase_refuses_an_unknown_preset_before_creating_a_store(tmp_path):
@@ -116,8 +114,16 @@ def test_phase_refuses_an_unknown_preset_before_creating_a_store(tmp_path):
     from toylab.cli import app
 
     result = CliRunner().invoke(app, ["phase", "--preset", "n4m2", "--store", str(tmp_path / "s.sqlite")])
-    assert result.exit_code == 2 and "preset='n4m2'" in result.stderr
+    assert result.exit_code == 2 and "'n4m2' is not one of 'n2m1', 'n3m2'" in result.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_phase_run_refuses_an_unknown_preset_before_creating_a_store(tmp_path):
+    from toylab.experiments import phase
+
+    with pytest.raises(ConfigError, match="preset='n4m2': choose one of n2m1, n3m2"):
+        phase.run("n4m2", store=tmp_path / "runs" / "s.sqlite")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_near_boundary_and_agreement_on_a_constructed_grid():

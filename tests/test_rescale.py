@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from cli_json import result_of
 import jax
 import numpy as np
 import pytest
@@ -126,8 +127,7 @@ def test_run_folder_weights_measure_like_the_summary(tmp_path, result):
     written = {p.name for p in rescale.write_run(tmp_path, result, summary)}
     assert {"summary.json", "weights.npz", "rescale_check.png", "rescale_check.svg"} <= written
     measured = runner.invoke(app, ["measure", str(tmp_path / "weights.npz"), "--array", "W_in", "--json"])
-    assert measured.exit_code == 0, measured.stderr
-    payload = json.loads(measured.stdout)
+    payload = result_of(measured, "measure")
     k = SCALES.index(1.0)
     assert payload["features_per_dimension"] == pytest.approx(summary["features_per_dimension"][k], rel=1e-5)
     assert payload["features_per_dimension_invariant"] == pytest.approx(
@@ -138,8 +138,7 @@ def test_rescale_check_cli_json(tmp_path):
     # The fixture's scales and seed count: the compiled programs are reused.
     result = runner.invoke(app, ["rescale-check", "--scales", ",".join(map(str, SCALES)), "--steps", "50",
                                  "--tms-steps", "50", "--tms-seeds", "1", "--out", str(tmp_path), "--json"])
-    assert result.exit_code == 0, result.stderr
-    payload = json.loads(result.stdout)
+    payload = result_of(result, "rescale-check")
     assert payload["scales"] == list(SCALES)
     for key in ("accuracy", "predictions_changed", "features_per_dimension", "features_per_dimension_invariant",
                 "mean_feature_dimensionality", "tms_loss"):
@@ -151,7 +150,7 @@ def test_rescale_check_cli_json(tmp_path):
 @pytest.mark.parametrize(("flags", "needle"), [
     (["--scales", "0,1"], "c=0.0 is not a finite number > 0"),
     (["--scales", "-2"], "c=-2.0"),
-    (["--scales", "big"], "--scales='big'"),
+    (["--scales", "big"], "'--scales': 'big'"),
     (["--steps", "0"], "steps=0"),
     (["--tms-seeds", "0"], "tms_seeds=0"),
     (["--n-hidden", "0"], "n_hidden=0"),

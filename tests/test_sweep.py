@@ -1,6 +1,5 @@
 """Sweeps: spec validation, resume after SIGKILL, divergence, extending a store, one-line errors."""
 
-import json
 import os
 import signal
 import sqlite3
@@ -9,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli_json import result_of
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -129,7 +129,7 @@ def test_cli_bad_spec_is_one_error_line_and_creates_no_store(tmp_path, text, nee
 
 def test_cli_bad_options_are_one_error_line(tmp_path):
     spec = write_spec(tmp_path)
-    for flags, needle in ((["--backend", "spark"], "--backend='spark'"),
+    for flags, needle in ((["--backend", "spark"], "'spark' is not one of 'local', 'ray'"),
                           (["--chunk-size", "0"], "--chunk-size=0"),
                           (["--address", "10.0.0.1:6379"], "needs --backend ray")):
         result = runner.invoke(app, ["sweep", str(spec), "--store", str(tmp_path / "s.sqlite"), *flags])
@@ -154,12 +154,11 @@ def test_a_bad_or_unreachable_ray_address_fails_in_one_line_before_any_store(tmp
 def test_sweep_cli_json_then_rerun_trains_nothing(tmp_path):
     spec, store = write_spec(tmp_path), tmp_path / "s.sqlite"
     first = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json"])
-    assert first.exit_code == 0, first.stderr
-    payload = json.loads(first.stdout)
+    payload = result_of(first, "sweep")
     assert (payload["runs"], payload["done"], payload["trained"], payload["added"]) == (4, 4, 4, 4)
     assert [cell["feature_probability"] for cell in payload["best"]] == [0.05, 0.3]
     before = store_rows(store)
-    again = json.loads(runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json"]).stdout)
+    again = result_of(runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json"]), "sweep")
     assert (again["trained"], again["chunks"], again["done"]) == (0, 0, 4)
     assert store_rows(store) == before
 
@@ -201,8 +200,7 @@ def test_sigkill_mid_sweep_then_rerun_equals_an_uninterrupted_sweep(tmp_path):
         assert (arrays_folder(store) / name).exists()  # no done run without its weights
 
     resumed = subprocess.run(command + ["--json"], capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    summary = json.loads(resumed.stdout)
+    summary = result_of(resumed, "sweep")
     assert summary["done"] == 16 and summary["trained"] == 16 - done
 
     reference = tmp_path / "uninterrupted.sqlite"

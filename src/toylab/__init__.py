@@ -7,22 +7,32 @@ The public API in one place::
     toylab.load(store).train_result()   # ... or as one TrainResult
 """
 
-from toylab import metrics
+import importlib
+
 from toylab.errors import ConfigError
-from toylab.tasks import Task, superposition
-from toylab.train import Evaluation, TrainConfig, TrainResult, train
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "Evaluation", "Task", "TrainConfig", "TrainResult", "load", "metrics",
-           "superposition", "train"]
+__all__ = ["ConfigError", "Evaluation", "Population", "Task", "TrainConfig", "TrainResult", "load",
+           "metrics", "superposition", "train"]
+
+# Where each public name lives. They load on first use, not with `import toylab`: these modules
+# import JAX (and load: pandas), which costs seconds that `toylab --help` or a mistyped flag
+# should not pay.
+_LAZY = {"metrics": ("toylab.metrics", None), "Task": ("toylab.tasks", "Task"),
+         "superposition": ("toylab.tasks", "superposition"), "Evaluation": ("toylab.train", "Evaluation"),
+         "TrainConfig": ("toylab.train", "TrainConfig"), "TrainResult": ("toylab.train", "TrainResult"),
+         "train": ("toylab.train", "train"), "Population": ("toylab.train", "Population"),
+         "load": ("toylab.sweeps", "load")}
 
 
 def __getattr__(name: str):
-    # toylab.load needs the sweep machinery (and pandas when called): imported on first use,
-    # so that `import toylab` stays as fast as the trainer alone.
-    if name == "load":
-        from toylab.sweeps import load
+    if name not in _LAZY:
+        raise AttributeError(f"module 'toylab' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    return value if attribute is None else getattr(value, attribute)
 
-        return load
-    raise AttributeError(f"module 'toylab' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

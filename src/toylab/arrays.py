@@ -1,4 +1,4 @@
-"""Read weight matrices from files without executing anything in them.
+"""Read weight matrices from files without executing anything in them, and measure them.
 
 Three formats, all read as data only:
 
@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,10 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from toylab.errors import ConfigError
+from toylab.metrics.summary import measure
 from toylab.metrics.superposition import as_weight_matrix
 
-__all__ = ["SUFFIXES", "load_array", "load_weight_matrix"]
+__all__ = ["SUFFIXES", "load_array", "load_weight_matrix", "pick_matrix", "measure_file"]
 
 SUFFIXES = (".npy", ".npz", ".safetensors")
 
@@ -110,6 +112,70 @@ def load_weight_matrix(
         return as_weight_matrix(values, feature_axis=feature_axis)
     except ConfigError as exc:
         raise ConfigError(f"{label}: {exc}") from None
+
+
+def pick_matrix(
+    W: Float[Array, "... d_hidden n_features"], index: int | None = None, *, label: str = "array"
+) -> Float[Array, "d_hidden n_features"]:
+    """One matrix out of ``W``: ``W`` itself when it is one, else the stack's ``index``-th.
+
+    A stack's leading axes are flattened in row-major order, so a run's ``weights.npz``
+    (one matrix per instance) is indexed by instance; negative indices count from the end.
+
+    Args:
+      W: a matrix, or a stack of them (e.g. from :func:`load_weight_matrix`).
+      index: which matrix of a stack; must be ``None`` for a single matrix.
+      label: names the array in error messages (e.g. the file and array name).
+
+    Raises:
+      ConfigError: an index for a single matrix or outside the stack, or a stack and no index.
+
+    Example:
+      >>> import numpy as np
+      >>> pick_matrix(np.arange(12.0).reshape(3, 2, 2), -1).tolist()
+      [[8.0, 9.0], [10.0, 11.0]]
+    """
+    shape = tuple(W.shape)
+    count = math.prod(shape[:-2])
+    if index is None:
+        if len(shape) > 2:
+            raise ConfigError(f"{label} holds a stack of {count} matrices of shape {shape[-2:]} "
+                              f"(array shape {shape}): pick one with --index I")
+        return W
+    if len(shape) < 3 or not -count <= index < count:
+        held = f"{count} matrices" if len(shape) > 2 else "a single matrix"
+        raise ConfigError(f"--index {index}: {label} holds {held} of shape {shape[-2:]} (array shape {shape})")
+    return W.reshape(-1, *shape[-2:])[index]
+
+
+def measure_file(
+    path: str | Path, *, array: str | None = None, feature_axis: int = 1, index: int | None = None
+) -> dict[str, Any]:
+    """:func:`toylab.metrics.measure` of one matrix stored in a file (what ``toylab measure`` prints).
+
+    Args:
+      path, array, feature_axis: as for :func:`load_weight_matrix`.
+      index: which matrix of a stored stack (see :func:`pick_matrix`).
+
+    Returns:
+      ``file``, ``array``, ``feature_axis``, ``index``, ``label`` (``file[array] #index``, for
+      titles) and every key of :func:`toylab.metrics.measure`'s result.
+
+    Raises:
+      ConfigError: the file refused (:func:`load_weight_matrix`), a bad ``index``, or a matrix
+        :func:`toylab.metrics.measure` refuses; the message names the file.
+    """
+    W = load_weight_matrix(path, array=array, feature_axis=feature_axis)
+    label = f"{path}[{array}]" if array else str(path)
+    W = pick_matrix(W, index, label=label)
+    if index is not None:
+        label += f" #{index}"
+    try:
+        measured = measure(W)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    return {"file": str(path), "array": array, "feature_axis": feature_axis, "index": index,
+            "label": label, **measured}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.table import Table
 
 from toylab import figures, sweeps
 from toylab.errors import ConfigError
@@ -41,7 +42,7 @@ from toylab.store import default_path
 from toylab.theory import phases as closed_form
 
 __all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "cells_from_weights",
-           "agreement", "near_boundary", "default_store", "write_run", "write_figure"]
+           "agreement", "near_boundary", "default_store", "public", "write_run", "write_figure", "tables"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,15 +143,25 @@ def sweep_spec(chosen: Preset, *, grid: int = GRID, seeds: int = SEEDS, steps: i
 
 
 def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, seed: int = 0,
-        store: str | Path, backend: str = "local", progress: bool | None = None) -> dict[str, Any]:
+        store: str | Path | None = None, backend: str = "local", progress: bool | None = None) -> dict[str, Any]:
     """Train (or resume, or just read back) a phase diagram and classify every cell.
 
+    Args:
+      store: the results store; default :func:`default_store` (its folder is created).
+
     Returns:
-      :func:`cells_from_weights`'s summary plus ``preset``, ``densities``,
-      ``relative_importances`` and ``sweep`` (what :func:`toylab.sweeps.run` did).
+      :func:`cells_from_weights`'s summary plus ``preset``, ``seeds``, ``store``,
+      ``densities``, ``relative_importances`` and ``sweep`` (what :func:`toylab.sweeps.run` did).
+
+    Raises:
+      ConfigError: an unknown preset or a bad grid, seed or step count (before a store is
+        created), or cells with no finished run.
+      Interrupted: Ctrl-C while training; the store keeps what finished and resumes.
     """
     chosen = preset(name)
     spec = sweep_spec(chosen, grid=grid, seeds=seeds, steps=steps, seed=seed)
+    store = Path(store) if store is not None else default_store(name, grid, seeds, steps, seed)
+    store.parent.mkdir(parents=True, exist_ok=True)
     done = sweeps.run(spec, store=store, backend=backend, progress=progress)
     data = sweeps.load(store)
     densities, importances = grid_axes(chosen, grid)
@@ -166,8 +177,8 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
         W[i, j] = data.weights(int(row.run))["W"]
         loss[i, j], seed_of[i, j] = row.loss, row.seed
     summary = cells_from_weights(chosen, densities, importances, W, loss, seed_of)
-    summary.update(preset=name, densities=densities.tolist(), relative_importances=importances.tolist(),
-                   sweep=done.to_dict())
+    summary.update(preset=name, seeds=seeds, store=str(store), densities=densities.tolist(),
+                   relative_importances=importances.tolist(), sweep=done.to_dict())
     return summary
 
 
@@ -211,14 +222,40 @@ def default_store(name: str, grid: int, seeds: int, steps: int, seed: int = 0) -
     return default_path(f"phase-{name}", g=grid, k=seeds, s=steps, seed=seed)
 
 
+def public(summary: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready part of :func:`run`'s summary (``summary.json``, ``--json``): all but the
+    phase grids as numpy arrays, which ``cells`` lists one by one."""
+    return {k: v for k, v in summary.items() if k not in ("phases", "closed_form")}
+
+
+def tables(summary: dict[str, Any]) -> list[Table | str]:
+    """The diagram as a grid of phase letters (trained/closed form), and the agreement."""
+    names = {"not_represented": "·", "dedicated": "D", "superposition": "S"}
+    closed = summary["closed_form"]
+    table = Table(title=f"{summary['preset']}: phase of the extra feature, best of {summary['seeds']} seeds "
+                        "per cell" + ("; trained/closed form" if closed is not None else ""),
+                  caption="· not represented, D dedicated, S superposition")
+    table.add_column("r \\ p", justify="right")
+    for p in summary["densities"]:
+        table.add_column(f"{p:.3g}", justify="center")
+    for i, r in enumerate(summary["relative_importances"]):
+        row = [names[name] + ("" if closed is None else "/" + names[closed[i, j]])
+               for j, name in enumerate(summary["phases"][i])]
+        table.add_row(f"{r:.3g}", *row)
+    if closed is None:
+        return [table]
+    return [table, f"agreement with the closed form: {summary['agreement']:.1%} of {len(summary['cells'])} "
+                   f"cells; away from a boundary: {summary['agreement_away_from_boundary']:.1%} of "
+                   f"{summary['cells_away_from_boundary']}"]
+
+
 def write_run(folder: str | Path, summary: dict[str, Any]) -> list[Path]:
     """Save ``summary.json`` (cells, agreement, the sweep) and the ``phase_<preset>`` figure."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     chosen = preset(summary["preset"])
-    public = {k: v for k, v in summary.items() if k not in ("phases", "closed_form")}
     written = [atomic_write(folder / "summary.json",
-                            lambda f: f.write(json.dumps(json_safe(public), indent=1).encode()))]
+                            lambda f: f.write(json.dumps(json_safe(public(summary)), indent=1).encode()))]
     written += write_figure(folder, summary["preset"], chosen, np.asarray(summary["densities"]),
                             np.asarray(summary["relative_importances"]), summary)
     return written

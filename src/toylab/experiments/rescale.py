@@ -40,6 +40,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from rich.table import Table
 
 from toylab import figures, metrics
 from toylab.errors import ConfigError, validated
@@ -250,6 +251,24 @@ def write_run(folder: str | Path, result: RescaleResult, summary: dict[str, Any]
     )
     written += figures.save(figure, folder, "rescale_check")
     return written
+
+
+def tables(summary: dict[str, Any]) -> list[Table]:
+    """Every measure at every ``c``, both models, as a table for a terminal."""
+    classifier = summary["settings"]["classifier"]
+    table = Table(title=f"W → cW. Classifier: digits, bias-free ReLU, {classifier['n_hidden']} hidden units, "
+                        "measures of c·W_in; autoencoder: n = 5, m = 2, p = 0.05")
+    for column in ("c", "accuracy", "changed", "feat/dim", "invariant", "mean D_i",
+                   "TMS loss", "TMS feat/dim", "TMS invariant"):
+        table.add_column(column, justify="right")
+    for k, c in enumerate(summary["scales"]):
+        table.add_row(
+            f"{c:.3g}", f"{summary['accuracy'][k]:.4f}", str(summary["predictions_changed"][k]),
+            f"{summary['features_per_dimension'][k]:.4g}", f"{summary['features_per_dimension_invariant'][k]:.4g}",
+            f"{summary['mean_feature_dimensionality'][k]:.4g}", f"{summary['tms_loss'][k]:.4g}",
+            f"{summary['tms_features_per_dimension'][k]:.4g}",
+            f"{summary['tms_features_per_dimension_invariant'][k]:.4g}")
+    return [table]
 
 
 def _figure_measures(measured: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

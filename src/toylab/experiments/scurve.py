@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from rich.table import Table
 
 from toylab import figures
 from toylab.errors import ConfigError, validated
@@ -33,9 +34,11 @@ from toylab.tasks.lowrank import lowrank
 from toylab.theory import saxe
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["run", "summarize", "found", "theory_applies", "write_run", "OPTIMIZERS", "MIN_EVALUATIONS"]
+__all__ = ["run", "summarize", "found", "theory_applies", "write_run", "tables", "OPTIMIZERS", "TIME_AXES",
+           "MIN_EVALUATIONS"]
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
+TIME_AXES = ("linear", "log")  # the plateau detector's axis: t, or log t
 MIN_EVALUATIONS = 200  # the default interval gives at least this many points per curve
 SGD_ENTRIES = 1000  # target entries per step for "sgd" when no minibatch size is given
 
@@ -73,6 +76,8 @@ def run(
       init_scale: ε, or several (one config each).
       eval_every: evaluation interval in steps; default ``steps // 200``.
     """
+    if seeds < 1:
+        raise ConfigError(f"seeds={seeds}: need at least 1 seed per config")
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer={optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     if optimizer == "sgd" and entries_per_step is None:
@@ -119,6 +124,8 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
       ``ln 2/(2s)`` later for two components), ``bumps``, ``final_mode_strength`` and ``history``
       ``[{"t","loss"}]``.
     """
+    if time_axis not in TIME_AXES:
+        raise ConfigError(f"time_axis={time_axis!r}: choose {' or '.join(TIME_AXES)}")
     t = result.steps * result.config.lr
     loss = result.history("loss")  # (evals, models)
     overlaps = result.history("overlaps")  # (evals, models, k, k)
@@ -177,6 +184,22 @@ def write_run(folder: str | Path, result: TrainResult, summary: dict[str, Any]) 
     for name, figure in scurve_figures(result, summary).items():
         written += figures.save(figure, folder, name)
     return written
+
+
+def tables(result: TrainResult, summary: dict[str, Any]) -> list[Table]:
+    """Every run's plateaus, drops (found and predicted) and bumps, as a table for a terminal."""
+    spec, config = result.task.spec, result.config
+    optimizer = "gd" if config.optimizer == "sgd" and spec["entries_per_step"] is None else config.optimizer
+    table = Table(title=f"S-curves: {spec['loss']}, {optimizer}, lr {config.lr:g}, "
+                        f"{spec['components']} components (t = lr × step)")
+    for column in ("seed", "rank", "ε", "final loss", "plateaus", "drops at t", "theory drops at t", "bumps"):
+        table.add_column(column, justify="left" if "drops" in column else "right")
+    for run in summary["runs"]:
+        table.add_row(
+            str(run["seed"]), str(run["rank"]), f"{run['init_scale']:.2g}", f"{run['loss_final']:.3g}",
+            str(len(run["plateaus"])), " ".join(f"{x['time']:.3g}" for x in run["drops"]) or "—",
+            " ".join(f"{x:.3g}" for x in run["theory_drops"]) or "—", str(len(run["bumps"])))
+    return [table]
 
 
 def scurve_figures(result: TrainResult, summary: dict[str, Any]) -> dict[str, Any]:

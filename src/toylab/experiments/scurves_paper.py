@@ -42,10 +42,12 @@ Runtime: about 1.5 minutes on 2 CPU cores.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.table import Table
 
 from toylab import figures
 from toylab.experiments import scurve
@@ -181,6 +183,35 @@ def write_run(folder: str | Path, results: dict[str, TrainResult], summary: dict
                                      title=f"full rank (d = {D}), MSE: first plateau")
     written += figures.save(figure, folder, "plateau_vs_init")
     return written
+
+
+def tables(summary: dict[str, Any]) -> list[Table]:
+    """Drops and mode timings per sweep and rank, and the first plateau against ε, for a terminal."""
+    table = Table(title=f"S-curves at d = {D}: drops in the loss | steps to half-learn the strongest–weakest mode",
+                  caption="drops: one count per seed (plateau detector, log time); modes: seed 0; "
+                          "— = not half learned")
+    table.add_column("loss, optimizer, lr")
+    for rank in RANKS:
+        table.add_column(f"rank {rank}", justify="right")
+
+    def steps(value: float) -> str:
+        return "—" if math.isnan(value) else f"{value:.0f}"
+
+    for sweep in summary["sweeps"].values():
+        cells = []
+        for entry in sweep["ranks"]:
+            modes = entry["mode_half_steps"][0]
+            learned = steps(modes[0]) if len(modes) == 1 else f"{steps(modes[0])}–{steps(modes[-1])}"
+            cells.append(f"{'/'.join(map(str, entry['drops']))} | {learned}")
+        table.add_row(f"{sweep['loss']}, {sweep['optimizer']}, {sweep['lr']:g}", *cells)
+    init = Table(title="Full rank, MSE: first plateau (steps) against the init scale ε")
+    init.add_column("optimizer, lr")
+    for eps in INIT_SCALES:
+        init.add_column(f"ε = {eps:g}", justify="right")
+    for entry in summary["init"].values():
+        init.add_row(f"{entry['optimizer']}, {entry['lr']:g}", *(
+            " ".join("none" if math.isnan(x) else f"{x:.0f}" for x in row) for row in entry["plateau_steps"]))
+    return [table, init]
 
 
 def describe() -> dict[str, Any]:

@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from rich.table import Table
 
 from toylab import figures, metrics
+from toylab.errors import ConfigError
 from toylab.io import atomic_write
 from toylab.tasks import superposition
 from toylab.tasks.superposition import importance_weights
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["TrainConfig", "run", "summarize", "best_indices", "write_run"]
+__all__ = ["TrainConfig", "run", "summarize", "best_indices", "write_run", "tables"]
 
 
 def run(
@@ -58,7 +60,12 @@ def run(
       correlated_groups, anticorrelated_groups, group_size: feature groups (the paper's §7),
         see :func:`toylab.tasks.superposition`.
       seeds: seed indices 0..seeds−1 for every config.
+
+    Raises:
+      ConfigError: fewer than 1 seed, or a bad size, probability, importance or training setting.
     """
+    if seeds < 1:
+        raise ConfigError(f"seeds={seeds}: need at least 1 seed per config")
     task = superposition(n_features, n_hidden, output=output, tied=tied,
                          correlated_groups=correlated_groups,
                          anticorrelated_groups=anticorrelated_groups, group_size=group_size)
@@ -139,6 +146,26 @@ def write_run(folder: str | Path, result: TrainResult, summary: dict) -> list[Pa
     for name, figure in superposition_figures(result, summary).items():
         written += figures.save(figure, folder, name)
     return written
+
+
+def tables(summary: dict[str, Any]) -> list[Table]:
+    """The best seed of each config as a table for a terminal (``toylab tms``, ``reproduce intro``)."""
+    table = Table(title="Best seed per feature probability (lowest final loss)")
+    for column in ("p", "1/(1−S)", "loss", "elicited", "gap", "feat/dim", "D_i", "geometry"):
+        table.add_column(column, justify="left" if column in ("D_i", "geometry") else "right",
+                         no_wrap=column == "D_i")
+    for best in summary["best"]:
+        p = best["feature_probability"]
+        elicited = best["elicited_loss"]
+        table.add_row(
+            f"{p:.3g}", f"{1 / p:.3g}", f"{best['loss']:.4g}",
+            "—" if elicited is None else f"{elicited:.4g}",
+            "—" if elicited is None else f"{best['elicitation_gap']:+.1e}",
+            f"{best['features_per_dimension']:.2f}",
+            " ".join(f"{d:.2f}" for d in best["feature_dimensionality"]),
+            metrics.describe_dicts(best["geometry"]),
+        )
+    return [table]
 
 
 def superposition_figures(result: TrainResult, summary: dict) -> dict[str, Any]:

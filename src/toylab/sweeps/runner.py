@@ -13,6 +13,7 @@ Algorithm:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from toylab.errors import ConfigError
+from toylab.errors import ConfigError, Interrupted
 from toylab.store.db import Store
 from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address
 from toylab.sweeps.chunks import auto_chunk_size, plan_chunks
@@ -95,6 +96,8 @@ def run(
     Raises:
       ConfigError: a bad spec or option, a foreign or damaged store, or a store of another
         spec without ``extend`` (nothing in the store is changed then).
+      Interrupted: Ctrl-C while chunks train; the message names the store, which keeps every
+        finished chunk and resumes when called again.
     """
     tic = time.perf_counter()
     spec = as_spec(spec)
@@ -125,7 +128,7 @@ def run(
         added = len(planned)
 
     # -- 3./4. train unfinished chunks, write each as it finishes ---------------------------
-    with db:
+    with db, _resumable(path):
         if isinstance(spec.task_factory, TaskFile):  # so that toylab.load can find it again
             db.set_note(TASK_FILE_NOTE, task_file_note(spec.task_factory, path))
         jobs = [make_job(chunk, runs, task=spec.task, seed=spec.seed, factory=spec.task_factory)
@@ -152,6 +155,18 @@ def run(
         trained=counts["done"] + counts["diverged"] - finished_before,
         chunks=len(jobs), seconds=time.perf_counter() - tic, failures=failures)
 
+
+
+@contextlib.contextmanager
+def _resumable(path: Path):
+    """Ctrl-C becomes :class:`Interrupted`, naming the store. Nothing needs undoing: a chunk's
+    rows land in one transaction, so the store holds whole chunks only, and the chunk cut
+    short is trained again on the next call."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: finished runs are in {path}; rerun the same command "
+                          "to resume") from None
 
 def _reconcile(db: Store, spec: SweepSpec, planned: list[PlannedRun], *, extend: bool,
                chunk_size: int | None) -> int:

@@ -1,0 +1,95 @@
+"""The reproducible studies by name, each able to run, summarize, save and report itself.
+
+``toylab reproduce NAME`` is :func:`reproduce` with a study from :data:`STUDIES`; the Python
+equivalent is the same call::
+
+    from toylab.experiments.studies import reproduce
+    done = reproduce("intro", "runs/intro", seeds=2, steps=500)
+    done.summary["best"]  # what the command prints with --json
+
+A study is one file (``experiments/intro.py``, ``experiments/scurves_paper.py``) holding its
+settings, its command and its expected result; a :class:`Study` entry points at its functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toylab.errors import ConfigError
+from toylab.experiments import intro, scurves_paper, tms
+
+__all__ = ["Study", "STUDIES", "Reproduction", "reproduce"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """How to run one study and read its result. ``train`` takes ``seeds``, ``steps``, ``seed``
+    and ``progress`` (and ``store`` where ``store`` is set) and returns what ``summarize``,
+    ``write_run`` and ``tables`` read."""
+
+    describe: Callable[[], dict[str, Any]]  # the settings, for summary.json and --json
+    train: Callable[..., Any]
+    summarize: Callable[[Any], dict[str, Any]]  # JSON-ready (NaN allowed)
+    write_run: Callable[[Path, Any, dict[str, Any]], list[Path]]
+    tables: Callable[[dict[str, Any]], list[Any]]  # rich renderables for a terminal
+    store: Callable[..., Path] | None = None  # default store from seeds, steps, seed; None: no store
+
+
+STUDIES: dict[str, Study] = {
+    "intro": Study(describe=intro.describe, train=intro.run, summarize=tms.summarize,
+                   write_run=tms.write_run, tables=tms.tables, store=intro.default_store),
+    "scurves": Study(describe=scurves_paper.describe, train=scurves_paper.run,
+                     summarize=scurves_paper.summarize, write_run=scurves_paper.write_run,
+                     tables=scurves_paper.tables),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Reproduction:
+    """What :func:`reproduce` did: the study's summary and where it was written."""
+
+    study: str
+    summary: dict[str, Any]  # {"study": describe(), **summarize(result)}
+    folder: Path
+    store: Path | None  # the results store, for a study that trains into one
+
+    def tables(self) -> list[Any]:
+        return STUDIES[self.study].tables(self.summary)
+
+
+def study(name: str) -> Study:
+    """The study called ``name``; a one-line error lists the others."""
+    if name not in STUDIES:
+        raise ConfigError(f"unknown study {name!r}; available: {', '.join(sorted(STUDIES))}")
+    return STUDIES[name]
+
+
+def reproduce(name: str, folder: str | Path, *, seeds: int | None = None, steps: int | None = None,
+              seed: int = 0, store: str | Path | None = None, progress: bool | None = None) -> Reproduction:
+    """Run the study ``name`` with its paper's settings and save it into ``folder``.
+
+    Args:
+      seeds, steps: override the study's own (``None`` keeps them).
+      store: the results store of a study that trains as a sweep (default: the study's,
+        named after seeds and steps, so that rerunning resumes or reads it back).
+
+    Raises:
+      ConfigError: an unknown study, a store for a study that has none, or a bad setting.
+      Interrupted: Ctrl-C while a study trains into its store (which resumes).
+    """
+    chosen = study(name)
+    options: dict[str, Any] = {k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
+    if chosen.store is None and store is not None:
+        with_store = " and ".join(n for n, s in STUDIES.items() if s.store is not None)
+        raise ConfigError(f"--store {store}: only the {with_store} study trains as a sweep into a store")
+    if chosen.store is not None:
+        store = Path(store) if store is not None else chosen.store(**options, seed=seed)
+        options["store"] = store
+    result = chosen.train(seed=seed, progress=progress, **options)
+    summary = {"study": chosen.describe(), **chosen.summarize(result)}
+    folder = Path(folder)
+    chosen.write_run(folder, result, summary)
+    return Reproduction(name, summary, folder, store)
