@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray  # the ray extra, which `make test` installs
+from cli_json import result_of
 from test_sweep import store_rows
 from typer.testing import CliRunner
 
@@ -43,9 +44,7 @@ def project(tmp_path):
 
 
 def sweep_cli(spec: Path, store: Path, *flags: str):
-    result = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json", *flags])
-    assert result.exit_code == 0, result.stderr or result.output
-    return json.loads(result.stdout)
+    return result_of(runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json", *flags]), "sweep")
 
 
 @pytest.fixture
