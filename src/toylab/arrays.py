@@ -29,12 +29,13 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+from rich.table import Table
 
 from toylab.errors import ConfigError
 from toylab.metrics.summary import measure
 from toylab.metrics.superposition import as_weight_matrix
 
-__all__ = ["SUFFIXES", "load_array", "load_weight_matrix", "pick_matrix", "measure_file"]
+__all__ = ["SUFFIXES", "load_array", "load_weight_matrix", "pick_matrix", "measure_file", "measure_tables"]
 
 SUFFIXES = (".npy", ".npz", ".safetensors")
 
@@ -181,6 +182,40 @@ def measure_file(
 # ---------------------------------------------------------------------------------------------
 # One reader per format. .npz and .safetensors readers return {name: thunk} so that only the
 # chosen array is decompressed and checked.
+
+
+def measure_tables(result: dict[str, Any]) -> list[Table]:
+    """What ``toylab measure`` prints for a :func:`measure_file` result: each measure beside its
+    scale-invariant counterpart and how both move under ``W → cW``, then one row per feature."""
+    power = {0: "unchanged", 1: "× c", 2: "× c²", -2: "× c⁻²"}
+    scaling = result["scaling"]
+
+    def number(name: str) -> str:
+        value = result[name]
+        return "∞" if value is None else f"{value:.4g}"
+
+    table = Table(title=f"{result['label']}: {result['n_features']} features in {result['d_hidden']} dimensions "
+                        "(under W → cW)")
+    for column in ("measure", "value", "W → cW", "scale-invariant counterpart", "value ", "W → cW "):
+        table.add_column(column, justify="right" if "value" in column else "left")
+    for name, invariant in (("features_per_dimension", "features_per_dimension_invariant"),
+                            ("dimensions_per_feature", "dimensions_per_feature_invariant"),
+                            ("feature_scale", None), ("mean_feature_dimensionality", None),
+                            ("sum_feature_dimensionality", None)):
+        table.add_row(name, number(name), power[scaling[name]], invariant or "",
+                      number(invariant) if invariant else "", power[scaling[invariant]] if invariant else "")
+    table.add_row("n_represented", f"{result['n_represented']} of {result['n_features']}", "unchanged", "", "", "")
+    table.add_row("geometry", result["geometry_description"], "unchanged", "", "", "")
+    features = Table(title="per feature (s = feature_scale)")
+    for column in ("i", "‖W_i‖", "‖W_i‖/s", "D_i", "interference", "interference/s²", "represented"):
+        features.add_column(column, justify="right")
+    for i in range(result["n_features"]):
+        features.add_row(
+            str(i), *(f"{result[name][i]:.4g}" for name in (
+                "feature_norms", "feature_norms_relative", "feature_dimensionality", "interference",
+                "interference_relative")),
+            "yes" if result["represented"][i] else "no")
+    return [table, features]
 
 
 def _read_npy(path: Path, head: bytes) -> np.ndarray:

@@ -341,10 +341,10 @@ def measure(
     as_json: JsonFlag = False,
 ) -> None:
     """Measure superposition in any weight matrix: scale-dependent and scale-invariant measures side by side."""
-    from toylab.arrays import measure_file
+    from toylab.arrays import measure_file, measure_tables
 
     measured = measure_file(file, array=array, feature_axis=feature_axis, index=index)
-    _finish("measure", measured, _measure_tables(measured), as_json=as_json)
+    _finish("measure", measured, measure_tables(measured), as_json=as_json)
 
 
 @app.command("rescale-check")
@@ -383,23 +383,12 @@ def sweep(
 ) -> None:
     """Run a sweep (grid × seeds) into a resumable store; rerun the same command to resume."""
     from toylab import sweeps
-    from toylab.sweeps import load
+    from toylab.sweeps import report
 
     summary = sweeps.run(spec, store=store, backend=backend.value, address=address, extend=extend,
                          chunk_size=chunk_size)
-    data = load(store)
-    metric, axes = data.spec["select"]["metric"], [name for name, _ in data.spec["axes"]]
-    best = [{**{a: row[a] for a in axes}, "run": int(row["run"]), "seed": int(row["seed"]), metric: float(row[metric])}
-            for _, row in data.best().iterrows()]
-    table = Table(title=f"Best seed per grid point ({data.spec['select']['mode']} {metric})")
-    for column in (*axes, "seed", metric):
-        table.add_column(column, justify="right")
-    for cell in best:
-        table.add_row(*(str(cell[a]) for a in axes), str(cell["seed"]), f"{cell[metric]:.4g}")
-    counts = (f"{summary.done} done, {summary.diverged} diverged, {summary.failed} failed of {summary.runs} runs "
-              f"({summary.trained} trained now in {summary.seconds:.1f} s); store: {store}")
-    _finish("sweep", {**summary.to_dict(), "select": data.spec["select"], "best": best}, [table, counts],
-            store=store, ok=not summary.failed, as_json=as_json)
+    result = report.summarize(summary, store)
+    _finish("sweep", result, report.tables(result), store=store, ok=not summary.failed, as_json=as_json)
     for failure in summary.failures:
         print(f"failed: {failure}", file=sys.stderr)
     if summary.failed:
@@ -427,38 +416,6 @@ def _finish(command: str, result: dict[str, Any], tables: list[Any], *, as_json:
         console.print(table)
     if folder is not None:
         console.print(f"run folder: {folder}")
-
-
-def _measure_tables(result: dict[str, Any]) -> list[Table]:
-    power = {0: "unchanged", 1: "× c", 2: "× c²", -2: "× c⁻²"}
-    scaling = result["scaling"]
-
-    def number(name: str) -> str:
-        value = result[name]
-        return "∞" if value is None else f"{value:.4g}"
-
-    table = Table(title=f"{result['label']}: {result['n_features']} features in {result['d_hidden']} dimensions "
-                        "(under W → cW)")
-    for column in ("measure", "value", "W → cW", "scale-invariant counterpart", "value ", "W → cW "):
-        table.add_column(column, justify="right" if "value" in column else "left")
-    for name, invariant in (("features_per_dimension", "features_per_dimension_invariant"),
-                            ("dimensions_per_feature", "dimensions_per_feature_invariant"),
-                            ("feature_scale", None), ("mean_feature_dimensionality", None),
-                            ("sum_feature_dimensionality", None)):
-        table.add_row(name, number(name), power[scaling[name]], invariant or "",
-                      number(invariant) if invariant else "", power[scaling[invariant]] if invariant else "")
-    table.add_row("n_represented", f"{result['n_represented']} of {result['n_features']}", "unchanged", "", "", "")
-    table.add_row("geometry", result["geometry_description"], "unchanged", "", "", "")
-    features = Table(title="per feature (s = feature_scale)")
-    for column in ("i", "‖W_i‖", "‖W_i‖/s", "D_i", "interference", "interference/s²", "represented"):
-        features.add_column(column, justify="right")
-    for i in range(result["n_features"]):
-        features.add_row(
-            str(i), *(f"{result[name][i]:.4g}" for name in (
-                "feature_norms", "feature_norms_relative", "feature_dimensionality", "interference",
-                "interference_relative")),
-            "yes" if result["represented"][i] else "no")
-    return [table, features]
 
 
 def main() -> None:  # pragma: no cover - console entry point
