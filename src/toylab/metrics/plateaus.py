@@ -1,6 +1,6 @@
 """Plateaus and drops in a loss curve: the staircase of multi-component learning.
 
-Jermyn & Shlegeris (2022), "Multi-Component Learning and S-Curves" (SPEC S3): a task that
+Jermyn & Shlegeris (2022), "Multi-Component Learning and S-Curves": a task that
 needs several components at once learns each in its own S-curve, so the loss is a staircase of
 long plateaus and sudden drops. Under gradient flow on ``L = ½‖C − Z‖_F²`` (Saxe, McClelland &
 Ganguli 2014) mode ``k`` of strength ``s_k`` grows as
@@ -380,7 +380,7 @@ def plateau_length(t: Any, loss: Any, **kwargs: Any) -> float:
     """The time of the first drop: how long the first plateau lasts, for its ``ln(1/ε)`` law.
 
     Under gradient flow the first mode drops at ``t ≈ ln(s/u₀) / (2s)``, linear in
-    ``ln(1/u₀)`` (SPEC S3; with depth ``N ≥ 3`` a power of ``1/u₀`` instead).
+    ``ln(1/u₀)`` (Saxe, McClelland & Ganguli 2014; with depth ``N ≥ 3`` a power of ``1/u₀`` instead).
 
     Args:
       t: evaluation times, as for :func:`find_plateaus`.
@@ -476,16 +476,23 @@ def _despike(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _resample(x_raw: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``values`` on the grid ``x``: the mean of the points in each grid cell, interpolated.
+def _cell_means(x_raw: np.ndarray, cells: int, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The points averaged per grid cell: ``(positions, *column_means, counts)``, one entry per
+    occupied cell of ``cells`` over ``[0, 1]``.
 
-    Where the points are sparser than the grid this is linear interpolation; where they are
-    denser (evaluations every few steps) it averages them instead of skipping most.
+    Where points are denser than the grid (evaluations every few steps) every point is used,
+    none skipped; a fit to ≤ ``cells`` means costs the same whatever the number of evaluations.
     """
-    cell = np.rint(x_raw * (x.size - 1)).astype(np.int64)  # (n,): nondecreasing
+    cell = np.rint(x_raw * (cells - 1)).astype(np.int64)  # (n,): nondecreasing
     starts = np.flatnonzero(np.diff(cell, prepend=-1))  # the first point of each occupied cell
     counts = np.diff(np.append(starts, cell.size))
-    return np.interp(x, np.add.reduceat(x_raw, starts) / counts, np.add.reduceat(values, starts) / counts)
+    return (*(np.add.reduceat(column, starts) / counts for column in (x_raw, *columns)), counts)
+
+
+def _resample(x_raw: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``values`` on the grid ``x``: the cell means, linearly interpolated across empty cells."""
+    positions, means, _ = _cell_means(x_raw, x.size, values)
+    return np.interp(x, positions, means)
 
 
 def _smooth(grid: np.ndarray, width: int) -> np.ndarray:
@@ -762,15 +769,9 @@ class _Fit:
 
 
 def _binned(x_raw: np.ndarray, y: np.ndarray, sigma: np.ndarray, cells: int) -> tuple[np.ndarray, ...]:
-    """The points averaged per grid cell (as in :func:`_resample`), each mean's std ``σ/√count``.
-
-    A fit to ≤ ``cells`` means costs the same whatever the number of evaluations.
-    """
-    cell = np.rint(x_raw * (cells - 1)).astype(np.int64)
-    starts = np.flatnonzero(np.diff(cell, prepend=-1))
-    counts = np.diff(np.append(starts, cell.size))
-    mean_sigma = np.sqrt(np.add.reduceat(sigma**2, starts)) / counts
-    return np.add.reduceat(x_raw, starts) / counts, np.add.reduceat(y, starts) / counts, mean_sigma
+    """The cell means of :func:`_cell_means` for the fit, each mean's std ``√(Σσ²)/count``."""
+    positions, means, mean_square, counts = _cell_means(x_raw, cells, y, sigma**2)
+    return positions, means, np.sqrt(mean_square / counts)
 
 
 def _richards_parts(params: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, ...]:
