@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import toylab
 from toylab import sweeps
 from toylab.cli import app
-from toylab.errors import ConfigError
+from toylab.errors import ConfigError, StoreError
 from toylab.store import Store
 from toylab.store.files import arrays_folder, read_arrays
 from toylab.sweeps import registry
@@ -65,21 +65,21 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_unchanged(tmp_path, make
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and needle in lines[0], result.stderr
-    with pytest.raises(ConfigError, match="toylab store"):
+    with pytest.raises(StoreError, match="toylab store"):
         toylab.load(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store.sqlite"]  # no -arrays, -wal, -shm
 
 
 def test_a_directory_as_store_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="is a directory"):
+    with pytest.raises(StoreError, match="is a directory"):
         sweeps.run(SPEC, store=tmp_path, progress=False)
 
 
 def test_one_writer_a_second_sweep_on_an_open_store_is_refused(tmp_path):
     path = empty_store(tmp_path / "s.sqlite")
     with Store.open(path):
-        with pytest.raises(ConfigError, match="being written by another sweep"):
+        with pytest.raises(StoreError, match="being written by another sweep"):
             sweeps.run(SPEC, store=path, progress=False)
         assert len(toylab.load(path).runs) == 6  # readers are never blocked
     assert sweeps.run(SPEC, store=path, chunk_size=6, progress=False).done == 6  # the lock went with it

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from toylab.errors import ConfigError
+from toylab.errors import StoreError
 from toylab.store.files import APPLICATION_ID, arrays_folder, check_store_file, write_arrays
 
 __all__ = ["Store", "StoredRun", "RunOutcome", "SCHEMA_VERSION", "FORMAT", "connect_readonly"]
@@ -125,7 +125,7 @@ def check_store(path: Path) -> None:
     """Refuse ``path`` unless it is an existing, undamaged toylab store of this schema."""
     check_store_file(path)
     if not path.exists():
-        raise ConfigError(f"{path}: no such store")
+        raise StoreError(f"{path}: no such store")
     # Without a -wal file, "immutable" reads the file as it is and creates nothing beside it
     # (no -wal, no -shm), so a damaged file is refused exactly as it was found. With one (a
     # killed writer's), the pages it holds are part of the store and must be read with it.
@@ -141,10 +141,10 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
         meta = dict(connection.execute("SELECT key, value FROM meta"))
     except sqlite3.DatabaseError as exc:
         connection.close()
-        raise ConfigError(f"{path} is a damaged toylab store ({exc}); nothing in it was changed") from None
+        raise StoreError(f"{path} is a damaged toylab store ({exc}); nothing in it was changed") from None
     connection.close()
     if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
-        raise ConfigError(f"{path} has format {meta.get('format')!r} schema {meta.get('schema')!r}; "
+        raise StoreError(f"{path} has format {meta.get('format')!r} schema {meta.get('schema')!r}; "
                           f"this toylab reads {FORMAT!r} schema {SCHEMA_VERSION}")
 
 
@@ -171,7 +171,7 @@ class Store:
         check_store_file(path)
         folder = arrays_folder(path)
         if folder.exists() and any(folder.iterdir()):
-            raise ConfigError(f"{folder} already holds files but {path} does not exist; move them "
+            raise StoreError(f"{folder} already holds files but {path} does not exist; move them "
                               "away or give another --store")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".creating")
@@ -192,7 +192,7 @@ class Store:
                 _insert_spec_and_runs(connection, spec, digest, runs)
             connection.close()
             if path.exists():  # created by someone else meanwhile: theirs wins, ours goes
-                raise ConfigError(f"{path} appeared while this sweep was creating it; rerun")
+                raise StoreError(f"{path} appeared while this sweep was creating it; rerun")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -212,7 +212,7 @@ class Store:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(lock_fd)
-            raise ConfigError(f"{path} is being written by another sweep; wait for it to finish") from None
+            raise StoreError(f"{path} is being written by another sweep; wait for it to finish") from None
         connection = sqlite3.connect(path, isolation_level=None)
         connection.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives a killed process; a power cut may lose the

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
-from toylab.errors import ConfigError
+from toylab.errors import StoreError
 from toylab.io import atomic_write
 
 __all__ = ["APPLICATION_ID", "check_store_file", "default_path", "arrays_folder", "write_arrays",
@@ -34,11 +34,11 @@ def check_store_file(path: Path) -> None:
     """Refuse ``path`` unless it is a toylab store (or does not exist yet).
 
     Raises:
-      ConfigError: a directory, a file that is not SQLite, an SQLite database of another
+      StoreError: a directory, a file that is not SQLite, an SQLite database of another
         application, or a store shorter than its header says (truncated).
     """
     if path.is_dir():
-        raise ConfigError(f"{path} is a directory; --store takes the path of a database file")
+        raise StoreError(f"{path} is a directory; --store takes the path of a database file")
     if not path.exists():
         return
     with open(path, "rb") as file:
@@ -47,9 +47,9 @@ def check_store_file(path: Path) -> None:
     refuse = f"{path} is not a toylab store"
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
         what = "an empty file" if size == 0 else f"a {size}-byte file that is not an SQLite database"
-        raise ConfigError(f"{refuse}: {what}; nothing in it was changed (give a new path)")
+        raise StoreError(f"{refuse}: {what}; nothing in it was changed (give a new path)")
     if int.from_bytes(header[68:72], "big") != APPLICATION_ID:
-        raise ConfigError(f"{refuse}: an SQLite database of another application (no toylab "
+        raise StoreError(f"{refuse}: an SQLite database of another application (no toylab "
                           "application_id); nothing in it was changed (give a new path)")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
@@ -60,7 +60,7 @@ def check_store_file(path: Path) -> None:
     header_valid = header[24:28] == header[92:96]
     wal = Path(f"{path}-wal")
     if header_valid and size < pages * page_size and not (wal.exists() and wal.stat().st_size):
-        raise ConfigError(f"{path} is a damaged toylab store: {size} bytes where its header says "
+        raise StoreError(f"{path} is a damaged toylab store: {size} bytes where its header says "
                           f"{pages * page_size} (truncated?); nothing in it was changed")
 
 

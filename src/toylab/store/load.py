@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from toylab.errors import ConfigError
+from toylab.errors import StoreError
 from toylab.store.db import NOTE, connect_readonly
 from toylab.store.files import arrays_folder, read_arrays
 
@@ -72,10 +72,10 @@ class SweepData:
         if self.arrays is not None and run in self.arrays:
             return self.arrays[run]
         if run not in self._index:
-            raise ConfigError(f"no run {run} in {self.path}")
+            raise StoreError(f"no run {run} in {self.path}")
         name, status = self._index[run]
         if not isinstance(name, str):
-            raise ConfigError(f"run {run} has no weights (status {status})")
+            raise StoreError(f"run {run} has no weights (status {status})")
         return read_arrays(arrays_folder(self.path), name)
 
     def stack(self, name: str, runs: Iterable[int]) -> np.ndarray:
@@ -91,7 +91,7 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
       arrays: also read the weights of every done run into :attr:`SweepData.arrays`.
 
     Raises:
-      ConfigError: no such file, or a file that is not a toylab store.
+      StoreError: no such file, or a file that is not a toylab store.
     """
     import pandas as pd  # only readers pay for pandas
 

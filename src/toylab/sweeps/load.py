@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from toylab import store
-from toylab.errors import ConfigError, TaskError
+from toylab.errors import StoreError, TaskError
 from toylab.store.load import EVALUATION_FIELDS, SweepData
 from toylab.sweeps import registry
 from toylab.sweeps.worker import leaf_name
@@ -52,7 +52,7 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepResults:
       arrays: also read the weights of every done run into :attr:`SweepResults.arrays`.
 
     Raises:
-      ConfigError: no such file, or a file that is not a toylab store.
+      StoreError: no such file, or a file that is not a toylab store.
     """
     data = store.load(path, arrays=arrays)
     return SweepResults(**{field.name: getattr(data, field.name) for field in dataclasses.fields(data)})
@@ -86,7 +86,7 @@ class SweepResults(SweepData):
         ``TrainResult`` (summaries, figures) then works on a store.
 
         Raises:
-          ConfigError: a run is not done (diverged, failed or unfinished: no weights), or the
+          StoreError: a run is not done (diverged, failed or unfinished: no weights), or the
             runs differ in task parameters or train settings (a sweep over ``train.*`` or
             ``task.*``), or their evaluations fell at different steps.
           TaskError: the sweep's task cannot be found any more (see the module docstring).
@@ -94,11 +94,11 @@ class SweepResults(SweepData):
         runs = self.runs.sort_values(["cell", "seed"])
         unfinished = runs[runs["status"] != "done"]
         if len(unfinished):
-            raise ConfigError(f"{self.path}: {len(unfinished)} runs are not done "
+            raise StoreError(f"{self.path}: {len(unfinished)} runs are not done "
                               f"({', '.join(sorted(set(unfinished['status'])))}); rerun the sweep first")
         for column in ("task_params", "train"):
             if len({json.dumps(value, sort_keys=True) for value in runs[column]}) > 1:
-                raise ConfigError(f"{self.path}: the runs differ in {column}; one TrainResult holds one setting")
+                raise StoreError(f"{self.path}: the runs differ in {column}; one TrainResult holds one setting")
         task = self.task(runs["task_params"].iloc[0])
         ids = [int(run) for run in runs["run"]]
 
@@ -115,7 +115,7 @@ class SweepResults(SweepData):
         raw_names = [c for c in columns if c not in elicited_names]
         by_run = {run: rows.sort_values("step") for run, rows in self.evaluations.groupby("run")}
         if len({tuple(by_run[run]["step"]) if run in by_run else () for run in ids}) != 1:
-            raise ConfigError(f"{self.path}: the runs were evaluated at different steps")
+            raise StoreError(f"{self.path}: the runs were evaluated at different steps")
 
         def stacked(k: int, name: str) -> np.ndarray:
             return np.stack([np.asarray(by_run[run][name].iloc[k], dtype=float) for run in ids])

@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from toylab.errors import ConfigError, Interrupted
+from toylab.errors import ConfigError, Interrupted, StoreError
 from toylab.store.db import Store
 from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address
 from toylab.sweeps.chunks import auto_chunk_size, plan_chunks
@@ -94,8 +94,9 @@ def run(
       A :class:`SweepSummary`. Read results with :func:`toylab.load`.
 
     Raises:
-      ConfigError: a bad spec or option, a foreign or damaged store, or a store of another
-        spec without ``extend`` (nothing in the store is changed then).
+      ConfigError: a bad spec or option.
+      StoreError: a foreign or damaged store, or a store of another spec without ``extend``
+        (nothing in the store is changed then).
       Interrupted: Ctrl-C while chunks train; the message names the store, which keeps every
         finished chunk and resumes when called again.
     """
@@ -177,7 +178,7 @@ def _reconcile(db: Store, spec: SweepSpec, planned: list[PlannedRun], *, extend:
     wanted = spec.canonical()
     changes = "; ".join(spec_changes(held, wanted)[:3]) or "spec"
     if not extend:
-        raise ConfigError(f"store {db.path} holds a different sweep ({changes}); use --extend "
+        raise StoreError(f"store {db.path} holds a different sweep ({changes}); use --extend "
                           "to add runs or a new store")
     if problems := extension_problems(held, wanted):
         raise ConfigError(f"--extend only adds grid values or seeds, but {'; '.join(problems[:3])} "
