@@ -30,9 +30,7 @@ Algorithm (:func:`find_plateaus`), for a curve ``loss(t)``:
    distance from the line through its neighbours gives its σ, and Gaussian noise of that σ
    pushed through steps 2-4 gives the noise of the rate.
 5. Plateaus: stretches at least ``min_length`` long where ``|rate|`` stays below
-   ``slope_threshold`` plus :data:`NOISE_Z` times the rate's noise; one whose two ends differ
-   by a drop is cut at its steepest point (a slow drop that the noise allowance hid). Two
-   drops can also overlap with no flat stretch between them (at ``u₀ = 1e-6`` the modes
+   ``slope_threshold`` plus :data:`NOISE_Z` times the rate's noise. Two drops can also overlap with no flat stretch between them (at ``u₀ = 1e-6`` the modes
    ``s = 3`` and ``s = 2`` do), so the stretches between plateaus are cut at *shoulders*:
    local minima of the rate below :data:`SHOULDER_RATIO` of the peaks either side, with a
    fall of ``min_drop`` on each side. A shoulder is a short plateau.
@@ -321,7 +319,6 @@ def find_plateaus(
     flat = _runs(np.abs(rate) < threshold + NOISE_Z * rate_noise)
     min_points = max(2, int(math.ceil(min_length / dx)) + 1)
     flat = [(a, b) for a, b in flat if b - a + 1 >= min_points]
-    flat = _split_sloped(flat, smoothed, rate, rate_noise, width, threshold, min_points, min_drop * R, x_raw, sigma * R)
     if not flat:
         return Plateaus([], [])
     levels = [_Level(a, b, float(np.median(smoothed[a : b + 1])), "flat") for a, b in flat]
@@ -640,53 +637,6 @@ def _median_noise(x_raw: np.ndarray, sigma: np.ndarray, lo: float, hi: float) ->
     if not inside.any():
         return float(sigma[np.argmin(np.abs(x_raw - lo))])
     return float(np.median(sigma[inside]) * math.sqrt(math.pi / 2 / inside.sum()))
-
-
-def _split_sloped(
-    runs: list[tuple[int, int]],
-    smoothed: np.ndarray,
-    rate: np.ndarray,
-    rate_noise: np.ndarray,
-    width: int,
-    threshold: float,
-    min_points: int,
-    min_fall: float,
-    x_raw: np.ndarray,
-    sigma: np.ndarray,
-) -> list[tuple[int, int]]:
-    """Cut a flat run at a slow drop that noise hid: one whose two ends differ by a drop.
-
-    A run is cut when the means of its first and last eighths (at least ``min_points``) differ
-    by ``min_fall`` plus :data:`NOISE_Z` standard deviations, and its rate, averaged over
-    an eighth, rises above ``threshold`` by a standard deviation (``threshold`` is the
-    noise-free limit: a slow fall that stays below it, such as the norm decay on the log
-    axis, is part of the plateau; the rate's noise is ``rate_noise`` over ``√(window /
-    width)``, its correlation length being the smoothing ``width``). The cut takes
-    out the stretch around that peak where the averaged rate is above half of it; pieces
-    shorter than ``min_points`` are dropped, the others checked again.
-    """
-    last = smoothed.size - 1
-    todo, out = list(runs), []
-    while todo:
-        a, b = todo.pop()
-        window = max(min_points, (b - a + 1) // 8)
-        if b - a + 1 < 3 * window:
-            out.append((a, b))
-            continue
-        head, tail = smoothed[a : a + window].mean(), smoothed[b - window + 1 : b + 1].mean()
-        spread = math.hypot(
-            _median_noise(x_raw, sigma, a / last, (a + window - 1) / last),
-            _median_noise(x_raw, sigma, (b - window + 1) / last, b / last),
-        )
-        averaged = ndimage.uniform_filter1d(rate[a : b + 1], size=window, mode="nearest")
-        peak = int(np.argmax(averaged))
-        noise = rate_noise[a + peak] * math.sqrt(width / window)
-        if head - tail < min_fall + NOISE_Z * spread or averaged[peak] - noise < threshold:
-            out.append((a, b))
-            continue
-        g0, g1 = next((g0, g1) for g0, g1 in _runs(averaged >= averaged[peak] / 2) if g0 <= peak <= g1)
-        todo += [(a + c, a + d) for c, d in ((0, g0 - 1), (g1 + 1, b - a)) if d - c + 1 >= min_points]
-    return sorted(out)
 
 
 def _merge_small_falls(
