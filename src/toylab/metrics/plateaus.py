@@ -52,11 +52,9 @@ Algorithm (:func:`find_plateaus`), for a curve ``loss(t)``:
    more than 5σ from the running median of step 2). Then all drops are fitted together,
    from the last third of the first plateau (its far end may still carry the norm decay) to
    the first third of the last, which measures overlapping drops apart: the levels are the
-   fit's asymptotes, the sizes its ``Δ_k``, the times its steepest points. A fit that strays
-   from the points (averaged 5 at a time) by more than :data:`FIT_TOLERANCE` plus their
-   noise is not used: the levels are then medians of the smoothed curve over each plateau
-   (over those thirds for the first and the last), the times the smoothed curve's steepest
-   points.
+   fit's asymptotes, the sizes its ``Δ_k``, the times its steepest points. Only if the fit
+   fails are the levels medians of the smoothed curve over each plateau (over those thirds
+   for the first and the last) and the times the smoothed curve's steepest points.
 
 A drop's time is its time of steepest descent on the chosen axis. For a Saxe mode that is
 where ``u = s/3``, ``ln 2 / (2 s)`` before the half-learned time ``t_k``.
@@ -86,7 +84,6 @@ __all__ = [
     "NOISE_Z",
     "SHOULDER_RATIO",
     "STEP_F",
-    "FIT_TOLERANCE",
     "Plateau",
     "Drop",
     "Plateaus",
@@ -149,13 +146,6 @@ SHOULDER_RATIO = 0.7
 # linear axis and the 4×-plus-every-100-steps points on the log axis) the levels that stayed
 # scored at least 76 and 12, and those removed at most 7.5.
 STEP_F = 10.0
-
-# Step 7's joint fit is reported when the points, averaged 5 at a time, stay within this
-# fraction of R of it everywhere (plus 4 standard deviations of their noise). Richards steps
-# follow the exact staircase to 1e-6 on the linear axis (a Saxe mode is one, with ν = 2) and
-# to 0.16% on the log axis; a bump of 0.4 on its plateau at 0.5 misses by 3.6%, a drifting
-# plateau or a drop that is not step-shaped by more, and the medians are reported instead.
-FIT_TOLERANCE = 0.02
 
 # Step 4's noise estimate: the running window over the curve's points, and the number of noise
 # draws pushed through steps 2-4 (averaged over 5 smoothing windows: ~10% accuracy, ~1 ms).
@@ -361,7 +351,7 @@ def find_plateaus(
         for i, side in ((0, "end"), (-1, "start")):
             a, b = _near_end(levels[i], side)
             values[i] = float(np.median(smoothed[a : b + 1]))
-    if fit is not None and fit.matches(min_drop):
+    if fit is not None:
         steepest, values = fit.steepest, [R * v for v in fit.levels]
 
     def to_t(x_value: float) -> float:
@@ -686,10 +676,6 @@ class _Fit:
     params: np.ndarray  # [c, (Δ, τ, ln w, ln ν) per step], in units of R and of the axis
     chi2: float  # Σ (residual / σ)² over the fitted points
     dof: int  # fitted points − parameters
-    span: tuple[int, int]  # the grid indices fitted over
-    inside: np.ndarray  # (cells,): which of the data's points were fitted
-    residuals: np.ndarray  # (fitted points,): y − model, in units of R
-    sigma: np.ndarray  # (fitted points,): their noise std, in units of R
 
     @property
     def steepest(self) -> list[float]:
@@ -702,20 +688,6 @@ class _Fit:
         """The asymptotes: ``c + Σ_{j ≥ i} Δ_j`` before step ``i``, and ``c`` after the last."""
         sizes = self.params[1::4]
         return [float(self.params[0] + np.sum(sizes[i:])) for i in range(sizes.size + 1)]
-
-    def matches(self, min_drop: float) -> bool:
-        """Whether to report the fit: every step at least half a drop, and the model within
-        :data:`FIT_TOLERANCE` of the data everywhere, beyond what noise explains.
-
-        The data are the fitted points (spikes left out), their residuals averaged over 5
-        neighbours; the allowance adds 4 standard deviations of that average. A bump, a
-        drifting plateau or a drop that is not step-shaped leaves a run of residuals that
-        fails; a sharp drop between sparse points does not, since only points are compared.
-        """
-        window = min(5, self.residuals.size)
-        mean = ndimage.uniform_filter1d(self.residuals, size=window, mode="nearest")
-        noise = np.sqrt(ndimage.uniform_filter1d(self.sigma**2, size=window, mode="nearest") / window)
-        return bool(np.all(np.abs(mean) <= FIT_TOLERANCE + 4.0 * noise) and np.min(self.params[1::4]) >= min_drop / 2)
 
 
 def _binned(x_raw: np.ndarray, y: np.ndarray, sigma: np.ndarray, cells: int) -> tuple[np.ndarray, ...]:
@@ -795,8 +767,7 @@ def _fit(data: _FitData, levels: list[_Level], start: np.ndarray | None = None, 
     if result.status < 0:
         return None
     # Out of evaluations (status 0) still gives a fit, a little worse than the best one.
-    residuals = ys - _richards(result.x, xs)
-    return _Fit(result.x, 2.0 * float(result.cost), xs.size - n_params, span, inside, residuals, sigma)
+    return _Fit(result.x, 2.0 * float(result.cost), xs.size - n_params)
 
 
 def _significance(data: _FitData, levels: list[_Level], i: int, cache: dict[Any, Any]) -> float:
