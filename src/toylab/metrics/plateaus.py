@@ -312,17 +312,10 @@ def find_plateaus(
     if not flat:
         return Plateaus([], [])
     levels = [_Level(a, b, float(np.median(smoothed[a : b + 1])), "flat") for a, b in flat]
-    levels = _with_shoulders(levels, rate, rate_noise, smoothed, min_drop * R)
+    levels = _with_shoulders(levels, rate, smoothed, min_drop * R)
 
     # 6. Drops: merge across the smallest fall until every fall is at least min_drop · R.
     levels = _merge_small_falls(levels, smoothed, min_drop * R, x_raw, sigma * R)
-    # A shoulder at either end has no fit on its far side to test it against (step 7).
-    while levels and levels[0].kind == "tentative":
-        levels.pop(0)
-    while levels and levels[-1].kind == "tentative":
-        levels.pop()
-    if not levels:
-        return Plateaus([], [])
 
     # 7. Keep only the shoulders and plateaus that a fit needs; then fit all drops together.
     sigma = np.maximum(sigma, _SIGMA_FLOOR)
@@ -534,7 +527,7 @@ class _Level(NamedTuple):
     start: int  # grid index
     end: int  # grid index, inclusive
     level: float  # the smoothed loss there
-    kind: Literal["flat", "shoulder", "tentative"]  # tentative: a shoulder noise could make
+    kind: Literal["flat", "shoulder"]
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -545,12 +538,12 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _with_shoulders(
-    levels: list[_Level], rate: np.ndarray, rate_noise: np.ndarray, smoothed: np.ndarray, min_fall: float
+    levels: list[_Level], rate: np.ndarray, smoothed: np.ndarray, min_fall: float
 ) -> list[_Level]:
     """Add the shoulders before, between and after the flat plateaus (step 5)."""
     last = rate.size - 1
     gaps = [(0, levels[0].start), *((a.end, b.start) for a, b in zip(levels, levels[1:])), (levels[-1].end, last)]
-    shoulders = [_shoulders(lo, hi, rate, rate_noise, smoothed, min_fall) for lo, hi in gaps]
+    shoulders = [_shoulders(lo, hi, rate, smoothed, min_fall) for lo, hi in gaps]
     out = list(shoulders[0])
     for level, after in zip(levels, shoulders[1:]):
         out += [level, *after]
@@ -558,10 +551,10 @@ def _with_shoulders(
 
 
 def _shoulders(
-    lo: int, hi: int, rate: np.ndarray, rate_noise: np.ndarray, smoothed: np.ndarray, min_fall: float
+    lo: int, hi: int, rate: np.ndarray, smoothed: np.ndarray, min_fall: float
 ) -> list[_Level]:
     """The shoulders in ``rate[lo : hi + 1]``: deep minima between peaks, with falls either side."""
-    segment, noise = rate[lo : hi + 1], rate_noise[lo : hi + 1]
+    segment = rate[lo : hi + 1]
     if segment.size < 3:
         return []
     maxima = [i for i in range(1, segment.size - 1) if segment[i] >= segment[i - 1] and segment[i] > segment[i + 1]]
@@ -596,12 +589,11 @@ def _shoulders(
     shoulders = []
     for k in kept:
         v, left, right = cuts[k], maxima[k - 1], maxima[k]  # the minimum and its two peaks
-        clear = segment[v] + NOISE_Z * noise[v] < SHOULDER_RATIO * min(segment[left], segment[right])
         # The shoulder's extent: where the rate stays within 1.5x of its minimum, between the peaks.
         near = segment <= segment[v] + 0.5 * abs(segment[v])
         near[: left + 1] = near[right:] = False
         a, b = next((a, b) for a, b in _runs(near) if a <= v <= b)
-        shoulders.append(_Level(lo + a, lo + b, float(smoothed[lo + v]), "shoulder" if clear else "tentative"))
+        shoulders.append(_Level(lo + a, lo + b, float(smoothed[lo + v]), "shoulder"))
     return shoulders
 
 
@@ -777,28 +769,28 @@ def _significance(data: _FitData, levels: list[_Level], i: int, cache: dict[Any,
     first half of the nearest one after it (there the model's asymptotes hold, and more
     points there pin down the noise), with one step per drop. The result is the F statistic
     ``(Δχ² / 4) / (χ² / dof)`` of that fit against the fit with the level's two steps merged
-    into one (4: the parameters of a step). A level with no flat plateau on one side cannot
-    be tested: it stays if noise cannot explain it (it is not "tentative"), as does one whose
-    fit fails. ``cache`` keeps the fits and the answers, by the stretch's spans.
+    into one (4: the parameters of a step). A level with no flat plateau on one side (a
+    shoulder where the run starts or ends mid-drop) cannot be tested, nor one whose fit
+    fails: it stays (infinite F). ``cache`` keeps the fits and the answers, by the stretch's
+    spans.
     """
-    untestable = 0.0 if levels[i].kind == "tentative" else math.inf
     first = max((j for j in range(i) if levels[j].kind == "flat"), default=None)
     last = min((j for j in range(i + 1, len(levels)) if levels[j].kind == "flat"), default=None)
     if first is None or last is None:
-        return untestable
+        return math.inf
     stretch = levels[first : last + 1]
     key = tuple((level.start, level.end) for level in stretch)
     if key not in cache:
         cache[key] = _fit(data, stretch, outer=1 / 2)
     rich = cache[key]
     if rich is None:
-        return untestable
+        return math.inf
     answer = (key, i - first)  # the level's place within its stretch
     if answer not in cache:
         fewer = [*levels[first:i], *levels[i + 1 : last + 1]]
         without = _fit(data, fewer, start=_merged(rich.params, i - first), outer=1 / 2)
         if without is None:
-            cache[answer] = untestable
+            cache[answer] = math.inf
         else:
             cache.setdefault(tuple((level.start, level.end) for level in fewer), without)
             cache[answer] = ((without.chi2 - rich.chi2) / 4.0) / max(rich.chi2 / max(rich.dof, 1), 1e-300)
