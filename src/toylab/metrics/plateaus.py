@@ -350,7 +350,7 @@ def find_plateaus(
     levels = _with_shoulders(levels, rate, smoothed, min_drop * R)
 
     # 6. Drops: merge across the smallest fall until every fall is at least min_drop · R.
-    levels = _merge_small_falls(levels, smoothed, min_drop * R)
+    levels = _merge_small_falls(levels, smoothed, min_drop * R, x_raw, sigma * R)
 
     # 7. Keep only the shoulders and plateaus that a fit needs; then fit all drops together.
     sigma = np.maximum(sigma, _SIGMA_FLOOR)
@@ -645,17 +645,39 @@ def _steepest(rate: np.ndarray, before: _Level, after: _Level) -> int:
     return before.end + int(np.argmax(rate[before.end : max(after.start, before.end) + 1]))
 
 
-def _merge_small_falls(levels: list[_Level], smoothed: np.ndarray, min_fall: float) -> list[_Level]:
-    """Step 6: merge the two levels around the smallest fall until every fall is ``min_fall``.
+def _median_noise(x_raw: np.ndarray, sigma: np.ndarray, lo: float, hi: float) -> float:
+    """The std of the median of the points in ``[lo, hi]`` (axis units), ``√(π/2) σ / √count``.
 
-    This is what ``min_drop`` means, not a test of significance (the F-test of step 7 is
-    that): a fall smaller than asked for is no drop however clear it is.
+    With no point inside, that of the nearest point.
+    """
+    inside = (x_raw >= lo) & (x_raw <= hi)
+    if not inside.any():
+        return float(sigma[np.argmin(np.abs(x_raw - lo))])
+    return float(np.median(sigma[inside]) * math.sqrt(math.pi / 2 / inside.sum()))
+
+
+def _merge_small_falls(
+    levels: list[_Level], smoothed: np.ndarray, min_fall: float, x_raw: np.ndarray, sigma: np.ndarray
+) -> list[_Level]:
+    """Step 6: merge the two levels around the smallest fall until every fall is large enough.
+
+    Large enough: at least ``min_fall`` plus :data:`NOISE_Z` standard deviations of the
+    difference of the two levels. A level's std is that of the median of the points it spans
+    (``√(π/2) σ / √count``, ``σ`` the points' noise in loss units), at least that of one point.
     """
     levels = list(levels)
+    last = smoothed.size - 1
+
+    def level_noise(level: _Level) -> float:
+        return _median_noise(x_raw, sigma, level.start / last, level.end / last)
+
+    def margin(before: _Level, after: _Level) -> float:
+        return before.level - after.level - min_fall - NOISE_Z * math.hypot(level_noise(before), level_noise(after))
+
     while len(levels) > 1:
-        falls = [before.level - after.level for before, after in zip(levels, levels[1:])]
-        i = int(np.argmin(falls))
-        if falls[i] >= min_fall:
+        margins = [margin(before, after) for before, after in zip(levels, levels[1:])]
+        i = int(np.argmin(margins))
+        if margins[i] >= 0:
             break
         a, b = levels[i].start, levels[i + 1].end
         levels[i : i + 2] = [_Level(a, b, float(np.median(smoothed[a : b + 1])), "flat")]
