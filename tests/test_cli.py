@@ -225,6 +225,19 @@ def test_every_toylab_error_is_one_line_and_status_2(monkeypatch):
         assert result.stderr.splitlines() == [f"error: {' '.join(str(error).splitlines())}"]
 
 
+def _from_a_terminal(command: list[str]) -> subprocess.Popen:
+    """Start ``command`` with Ctrl-C's default action, as a shell's foreground job has it.
+
+    A background job of a non-interactive shell (how CI may start the suite) inherits SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler: the child resets it before
+    exec (a preexec_fn would fork a multithreaded JAX process).
+    """
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    return subprocess.Popen([sys.executable, "-c", reset, *command[1:]], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def _interrupt_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
     """SIGINT ``process`` once ``ready()`` holds (polled), as Ctrl-C in a terminal would."""
     deadline = time.monotonic() + timeout
@@ -252,7 +265,7 @@ def test_ctrl_c_in_a_sweep_exits_130_in_one_line_and_the_rerun_resumes(tmp_path)
                     "[train]\nsteps = 300\nbatch_size = 64\nlr = 0.01\nelicit_steps = 5\n")
     store = tmp_path / "s.sqlite"
     command = [sys.executable, "-m", "toylab", "sweep", str(spec), "--store", str(store), "--chunk-size", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = _from_a_terminal(command)
     _interrupt_when(process, lambda: _count(store, "done") >= 2)
     done = _count(store, "done")
     assert process.returncode == 130 and done < 16, f"the interrupt should land mid-sweep (done={done})"
@@ -268,7 +281,7 @@ def test_ctrl_c_in_phase_exits_130_in_one_line_and_the_rerun_resumes(tmp_path):
     store = tmp_path / "phase.sqlite"
     command = [sys.executable, "-m", "toylab", "phase", "--grid", "2", "--seeds", "2", "--steps", "3000",
                "--store", str(store), "--out", str(tmp_path / "out")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = _from_a_terminal(command)
     _interrupt_when(process, lambda: _count(store, "running") > 0)
     assert process.returncode == 130 and _count(store, "done") < 8
     assert process.stderr.read().splitlines() == [
