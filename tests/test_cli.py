@@ -124,14 +124,18 @@ def test_measure_picks_one_matrix_of_a_stack_by_index(tmp_path):
         assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_reproduce_intro_trains_into_a_store_and_reads_it_back(tmp_path):
-    args = ["reproduce", "intro", "--seeds", "2", "--steps", "100", "--store", str(tmp_path / "intro.sqlite"),
-            "--out", str(tmp_path / "out"), "--json"]
+def test_reproduce_intro_trains_into_its_default_store_and_reads_it_back(tmp_path, monkeypatch):
+    from toylab.experiments import intro
+
+    monkeypatch.chdir(tmp_path)  # the default store is under ./runs
+    args = ["reproduce", "intro", "--seeds", "2", "--steps", "100", "--seed", "3", "--out", str(tmp_path / "out"),
+            "--json"]
     first = runner.invoke(app, args)
     payload = result_of(first, "reproduce")
     assert len(payload["instances"]) == 20 and len(payload["best"]) == 10 and payload["study"]["study"] == "intro"
-    assert outputs_of(first) == {"folder": str(tmp_path / "out"), "store": str(tmp_path / "intro.sqlite")}
-    assert (tmp_path / "intro.sqlite").exists() and (tmp_path / "out" / "feature_vectors.png").exists()
+    store = intro.default_store(seeds=2, steps=100, seed=3)
+    assert outputs_of(first) == {"folder": str(tmp_path / "out"), "store": str(store)}
+    assert store.exists() and (tmp_path / "out" / "feature_vectors.png").exists()
     again = runner.invoke(app, args)  # a finished store: read back, nothing trained
     assert result_of(again, "reproduce")["best"] == payload["best"]
     refused = runner.invoke(app, ["reproduce", "scurves", "--store", str(tmp_path / "x.sqlite")])

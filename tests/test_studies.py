@@ -23,14 +23,6 @@ def test_reproduce_refuses_an_unknown_study_and_a_store_it_would_not_use(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_reproduce_intro_trains_into_its_default_store_and_writes_the_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the default store is under ./runs
-    done = reproduce("intro", tmp_path / "out", seeds=1, steps=20, seed=3)
-    assert done.store == intro.default_store(seeds=1, steps=20, seed=3) and done.store.exists()
-    assert done.summary["study"]["study"] == "intro" and len(done.summary["best"]) == 10
-    assert (done.folder / "summary.json").exists() and len(done.tables()) == 1
-
-
 @pytest.mark.parametrize("run", [tms.run, scurve.run])
 def test_fewer_than_one_seed_is_refused_by_name(run):
     with pytest.raises(ConfigError, match="seeds=0: need at least 1 seed per config"):
