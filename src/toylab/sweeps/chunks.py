@@ -28,9 +28,8 @@ import jax
 import numpy as np
 
 from toylab.sweeps.spec import PlannedRun
-from toylab.tasks.base import bind_data
 from toylab.train.config import TrainConfig
-from toylab.train.trainer import batch_bytes
+from toylab.train.trainer import batch_shapes, parameter_shapes
 
 __all__ = ["MAX_CHUNK", "bytes_per_instance", "auto_chunk_size", "plan_chunks"]
 
@@ -51,10 +50,8 @@ def bytes_per_instance(task, config, train_config: TrainConfig) -> int:
 
     A task's shared ``data`` is held once per chunk, not per instance, so it is not counted.
     """
-    hyper = task.hyper(config)
-    params = jax.eval_shape(bind_data(task, task.data).init, jax.random.key(0), hyper)
-    batch = batch_bytes(task, config, train_config)
-    return _PARAM_COPIES * _nbytes(params) + _BATCH_COPIES * batch + _nbytes(hyper)
+    params, batch = parameter_shapes(task, config), batch_shapes(task, config, train_config)
+    return _PARAM_COPIES * _nbytes(params) + _BATCH_COPIES * _nbytes(batch) + _nbytes(task.hyper(config))
 
 
 def auto_chunk_size(task, config, train_config: TrainConfig, memory_bytes: int | None = None) -> int:

@@ -36,8 +36,8 @@ from toylab.errors import StoreError, TaskError
 from toylab.store.load import EVALUATION_FIELDS, SweepData
 from toylab.sweeps import registry
 from toylab.sweeps.worker import leaf_name
-from toylab.tasks.base import Task, bind_data
-from toylab.train import Evaluation, Instance, TrainConfig, TrainResult
+from toylab.tasks.base import Task
+from toylab.train import Evaluation, Instance, TrainConfig, TrainResult, parameter_shapes
 
 __all__ = ["load", "SweepResults", "TASK_FILE_NOTE", "task_file_note"]
 
@@ -103,9 +103,7 @@ class SweepResults(SweepData):
         ids = [int(run) for run in runs["run"]]
 
         # Weights: the names flat_params gave each leaf, back into the task's own pytree.
-        structure = jax.eval_shape(bind_data(task, task.data).init, jax.random.key(0),
-                                   task.hyper(runs["config"].iloc[0]))
-        paths, treedef = jax.tree_util.tree_flatten_with_path(structure)
+        paths, treedef = jax.tree_util.tree_flatten_with_path(parameter_shapes(task, runs["config"].iloc[0]))
         names = [leaf_name(path) for path, _ in paths]
         params = jax.tree_util.tree_unflatten(treedef, [self.stack(name, ids) for name in names])
 

@@ -57,7 +57,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import jax
 import numpy as np
 import pydantic
 

@@ -37,7 +37,7 @@ from toylab.train.progress import LazyProgress, StepCallback
 from toylab.train.schedule import EvalPoint, next_evaluation
 
 __all__ = ["Instance", "Evaluation", "TrainResult", "Population", "train", "initial_params",
-           "evaluation_shapes", "batch_bytes"]
+           "evaluation_shapes", "parameter_shapes", "batch_shapes"]
 
 # Sub-streams of an instance's key; fixed so that adding one never shifts another.
 _INIT, _DATA, _EVAL, _ELICIT, _STATE = range(5)
@@ -211,15 +211,21 @@ def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: Train
     return {name: jax.ShapeDtypeStruct(value.shape[1:], value.dtype) for name, value in raw.items()}
 
 
-def batch_bytes(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None) -> int:
-    """Bytes of one instance's training batch (0 for a task that draws its own), shapes only."""
+def parameter_shapes(task: Task, config: Mapping[str, Any]) -> PyTree:
+    """One instance's parameters as ``jax.ShapeDtypeStruct`` leaves, traced on shapes only."""
+    bound = bind_data(task, task.data)
+    return jax.eval_shape(bound.init, jax.random.key(0), task.hyper(config))
+
+
+def batch_shapes(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None) -> PyTree:
+    """One instance's training batch as ``jax.ShapeDtypeStruct`` leaves; ``()`` for a task that
+    draws its own (no ``sample``). Traced on shapes only."""
     train_config = train_config or TrainConfig()
     if task.sample is None:
-        return 0
+        return ()
     bound = bind_data(task, task.data)
-    batch = jax.eval_shape(lambda k, h: bound.sample(k, h, _batch_size(task, train_config)),
-                           jax.random.key(0), task.hyper(config))
-    return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(batch))
+    return jax.eval_shape(lambda k, h: bound.sample(k, h, _batch_size(task, train_config)),
+                          jax.random.key(0), task.hyper(config))
 
 
 def _instances(task, configs, seeds, seed):
