@@ -264,9 +264,11 @@ def _count(store, status: str) -> int:
 @pytest.mark.slow
 def test_ctrl_c_in_a_sweep_exits_130_in_one_line_and_the_rerun_resumes(tmp_path):
     spec = tmp_path / "spec.toml"
+    # 3000 steps a run: with a warm compile cache 300 steps let all 8 chunks finish between two
+    # polls of the store, and the interrupt came after the sweep had ended.
     spec.write_text('task = "superposition"\nseeds = 2\n[task_params]\nn_features = 5\nn_hidden = 2\n'
                     "[axes]\nfeature_probability = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]\n"
-                    "[train]\nsteps = 300\nbatch_size = 64\nlr = 0.01\nelicit_steps = 5\n")
+                    "[train]\nsteps = 3000\nbatch_size = 64\nlr = 0.01\nelicit_steps = 5\n")
     store = tmp_path / "s.sqlite"
     command = [sys.executable, "-m", "toylab", "sweep", str(spec), "--store", str(store), "--chunk-size", "2"]
     process = _from_a_terminal(command)
