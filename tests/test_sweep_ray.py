@@ -1,11 +1,12 @@
 """The Ray backend on a real local Ray instance: same results as local, retries, failures."""
 
 import os
-import warnings
 from pathlib import Path
 
 import pytest
 import ray  # the ray extra, which `make test` installs: missing, these tests fail
+
+from conftest import COORDINATOR
 
 from toylab import sweeps
 from toylab.sweeps import registry
@@ -14,19 +15,7 @@ from toylab.tasks import superposition
 SPEC = dict(task="superposition", task_params={"n_features": 5, "n_hidden": 2},
             axes={"feature_probability": [0.05, 0.2, 0.5, 1.0]}, seeds=2,
             train={"steps": 200, "batch_size": 64, "elicit_steps": 5})
-COORDINATOR = "TOYLAB_TEST_COORDINATOR_PID"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    os.environ[COORDINATOR] = str(os.getpid())  # workers inherit it: they can tell they are workers
-    # Workers import this module to run the factories registered below.
-    with warnings.catch_warnings():  # Ray's fork + exec of its node processes: see sweeps.backends.ray
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")  # one Ray for the session: see conftest
 
 
 def test_ray_gives_the_same_results_as_local(tmp_path):

@@ -10,12 +10,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import ray  # the ray extra, which `make test` installs
 from cli_json import result_of
 from test_sweep import store_rows
 from typer.testing import CliRunner
@@ -45,19 +43,6 @@ def project(tmp_path):
 
 def sweep_cli(spec: Path, store: Path, *flags: str):
     return result_of(runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--json", *flags]), "sweep")
-
-
-@pytest.fixture
-def local_ray():
-    # Workers must import the toylab under test (not another install of it): its folder goes
-    # on their path.
-    source = str(Path(toylab.__file__).parent.parent)
-    with warnings.catch_warnings():  # Ray's fork + exec of its node processes: see sweeps.backends.ray
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": source}})
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.slow
