@@ -136,7 +136,7 @@ def test_reproduce_intro_trains_into_its_default_store_and_reads_it_back(tmp_pat
     store = intro.default_store(seeds=2, steps=100, seed=3)
     assert outputs_of(first) == {"folder": str(tmp_path / "out"), "store": str(store)}
     assert store.exists() and (tmp_path / "out" / "feature_vectors.png").exists()
-    again = runner.invoke(app, args)  # a finished store: read back, nothing trained
+    again = runner.invoke(app, [*args, "--overwrite"])  # a finished store: read back, nothing trained
     assert result_of(again, "reproduce")["best"] == payload["best"]
     refused = runner.invoke(app, ["reproduce", "scurves", "--store", str(tmp_path / "x.sqlite")])
     assert refused.exit_code == 2 and "only the intro study" in refused.stderr
@@ -186,7 +186,7 @@ def test_scurve_json_envelope_and_time_axis(tmp_path):
     args = ["scurve", "--d", "6", "--singular-values", "3,1", "--init", "aligned", "--lr", "0.05",
             "--steps", "300", "--out", str(tmp_path), "--json"]
     linear = result_of(runner.invoke(app, args), "scurve")
-    log = result_of(runner.invoke(app, [*args, "--time-axis", "log"]), "scurve")
+    log = result_of(runner.invoke(app, [*args, "--time-axis", "log", "--overwrite"]), "scurve")
     assert [len(run["drops"]) for run in linear["runs"]] == [2] and len(log["runs"]) == 1
     refused = runner.invoke(app, [*args, "--time-axis", "sqrt"])
     assert refused.exit_code == 2 and "'sqrt' is not one of 'linear', 'log'" in refused.stderr
