@@ -99,6 +99,16 @@ def test_a_diverged_instance_is_flagged_with_null_metrics_and_its_history_cut(wi
     assert [cell for cell in table.columns[2].cells][2] == "diverged"
 
 
+def test_best_skips_a_diverged_seed_even_when_it_comes_first():
+    # At lr 3, seed 0 of p = 1 diverges and seed 1 does not (measured). A NaN loss compares
+    # false with everything, so a plain "lowest loss" scan would have kept seed 0.
+    result = tms.run(feature_probability=[1.0], seeds=2, train_config=SGD.model_copy(update={"lr": 3.0}))
+    assert diverged(result).tolist() == [True, False]
+    assert tms.best_indices(result) == [1]
+    summary = tms.summarize(result)
+    assert summary["best"] == [summary["instances"][1]] and not summary["best"][0]["diverged"]
+
+
 def test_best_is_the_lowest_loss_among_the_seeds_that_did_not_diverge_read_back_from_a_store(tmp_path, monkeypatch):
     # reproduce intro trains into a store, which keeps no weights for a diverged run; the run
     # comes back with NaN weights and its recorded history, in its place.
