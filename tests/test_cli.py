@@ -191,7 +191,7 @@ def test_scurve_json_envelope_and_time_axis(tmp_path):
     args = ["scurve", "--d", "6", "--singular-values", "3,1", "--init", "aligned", "--lr", "0.05",
             "--steps", "300", "--out", str(tmp_path), "--json"]
     linear = result_of(runner.invoke(app, args), "scurve")
-    log = result_of(runner.invoke(app, [*args, "--time-axis", "log"]), "scurve")
+    log = result_of(runner.invoke(app, [*args, "--time-axis", "log", "--overwrite"]), "scurve")
     assert [len(run["drops"]) for run in linear["runs"]] == [2] and len(log["runs"]) == 1
     refused = runner.invoke(app, [*args, "--time-axis", "sqrt"])
     assert refused.exit_code == 2 and "'sqrt' is not one of 'linear', 'log'" in refused.stderr

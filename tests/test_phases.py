@@ -103,8 +103,9 @@ def test_trained_n2m1_diagram_matches_the_closed_form_away_from_boundaries(tmp_p
     assert payload["agreement_away_from_boundary"] == 1.0 and payload["cells_away_from_boundary"] >= 8
     assert payload["agreement"] >= 0.85
     assert (tmp_path / "out" / "phase_n2m1.png").exists()
-    # The same command again reads the finished store back: nothing is trained twice.
-    again = CliRunner().invoke(app, args)
+    # The same command again reads the finished store back: nothing is trained twice. The run
+    # folder now holds the first run's files, so writing into it again takes --overwrite.
+    again = CliRunner().invoke(app, [*args, "--overwrite"])
     assert result_of(again, "phase")["cells"] == payload["cells"]
 
 

@@ -128,10 +128,18 @@ def test_random_init_begins_with_a_norm_decay_that_is_not_a_drop():
 
 def test_a_diverged_run_is_marked_and_keeps_its_history():
     result = scurve.run(d=6, singular_values=[3.0, 1.0], lr=2.0, steps=40, init_scale=0.5)
+    loss = result.history("loss")[:, 0]
+    first_bad = int(np.argmin(np.isfinite(loss)))
+    assert 0 < first_bad < len(loss) - 1  # diverged mid-run: the cut below is not the whole history
     for axis in ("linear", "log"):  # the log axis leaves out step 0: fewer points before NaN
-        (run,) = scurve.summarize(result, time_axis=axis)["runs"]
-        assert run["diverged"] and len(run["history"]) == len(result.evaluations)
-        assert np.isfinite(run["history"][0]["loss"])
+        summary = scurve.summarize(result, time_axis=axis)
+        (run,) = summary["runs"]
+        assert run["diverged"] and run["loss_final"] is None and run["final_mode_strength"] is None
+        # The history up to and including the first non-finite loss, and no further.
+        assert [row["loss"] for row in run["history"][:-1]] == loss[:first_bad].tolist()
+        assert len(run["history"]) == first_bad + 1 and not np.isfinite(run["history"][-1]["loss"])
+        assert scurve.warning(summary) == ("warning: 1 of 1 runs diverged (non-finite loss or weights); "
+                                           "their final loss and mode strengths are null")
 
 
 # The post's observations about cross-entropy and Adam (Jermyn & Shlegeris 2022 and comments),

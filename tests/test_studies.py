@@ -10,7 +10,7 @@ from toylab.experiments.studies import reproduce
 def test_every_study_runs_summarizes_saves_and_reports_itself():
     for name, study in STUDIES.items():
         assert study.describe()["study"] == name
-        for function in (study.train, study.summarize, study.write_run, study.tables):
+        for function in (study.train, study.summarize, study.write_run, study.tables, study.warning):
             assert callable(function), (name, function)
     assert STUDIES["intro"].store is intro.default_store and STUDIES["scurves"].store is None
 

@@ -11,6 +11,16 @@ Errors, the same for every command:
   ``reproduce intro``) the line names the store, which keeps every finished run and resumes
   when the same command runs again.
 
+Outputs, the same for every command that writes a run folder (``--out``): the folder is
+checked before anything trains (a file, a place that cannot be written, or a folder that
+already holds files is refused with status 2, and nothing is created) and made when the run
+is written; ``--overwrite`` writes into a folder that already holds files. Without ``--out``
+a new ``runs/<command>-<UTC time>`` is made (``-2``, ``-3``, ... when that name is taken).
+
+Diverged runs (a non-finite loss or weights) do not fail a command: each is reported with
+``"diverged": true`` and null metrics, every other run is reported and saved as usual, and
+one ``warning: K of N ... diverged ...`` line goes to stderr; the status stays 0.
+
 The ``--json`` envelope, the same for every command::
 
     {"command": "tms",                 # the subcommand
@@ -196,6 +206,8 @@ def _numbers(help: str) -> Any:
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout (see toylab --help)")]
+OverwriteFlag = Annotated[bool, typer.Option(
+    "--overwrite", help="write into an --out folder that already holds files (replacing those of the same name)")]
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -226,11 +238,12 @@ def tms(
     compute_factor: Annotated[float, typer.Option(help="evaluate at every K× of compute")] = 4.0,
     elicit_steps: Annotated[int, typer.Option(help="bias-refit steps per elicited evaluation")] = 100,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/tms-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train superposition toy models (Elhage et al. 2022) and report what they learned."""
     from toylab.experiments import tms as study
-    from toylab.experiments.runs import default_run_folder
+    from toylab.experiments.runs import prepare_run_folder
     from toylab.train import TrainConfig
 
     train_config = validated(
@@ -238,15 +251,16 @@ def tms(
         weight_decay=weight_decay, schedule=schedule.value, warmup_steps=warmup,
         compute_factor=compute_factor, eval_every_steps=eval_every,
         eval_every_seconds=eval_every_seconds, elicit_steps=elicit_steps)
+    target = prepare_run_folder(out, "tms", overwrite=overwrite)
     result = study.run(
         n_features=n_features, n_hidden=n_hidden, feature_probability=feature_probability,
         importance=importance[0] if len(importance) == 1 else list(importance), output=output.value,
         tied=not untied, correlated_groups=correlated_groups, anticorrelated_groups=anticorrelated_groups,
         group_size=group_size, seeds=seeds, seed=seed, train_config=train_config)
     summary = study.summarize(result)
-    folder = out or default_run_folder("tms")
+    folder = target.create()
     study.write_run(folder, result, summary)
-    _finish("tms", summary, study.tables(summary), folder=folder, as_json=as_json)
+    _finish("tms", summary, study.tables(summary), folder=folder, warning=study.warning(summary), as_json=as_json)
 
 
 @app.command()
@@ -270,20 +284,23 @@ def scurve(
     eval_every: Annotated[int | None, typer.Option(help="steps between evaluations (default steps/200)")] = None,
     time_axis: Annotated[TimeAxis, typer.Option(help="plateau detection on a linear or log time axis")] = TimeAxis.linear,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/scurve-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Multi-component learning: S-curves and plateaus on a matrix target (Jermyn & Shlegeris 2022)."""
     from toylab.experiments import scurve as study
-    from toylab.experiments.runs import default_run_folder
+    from toylab.experiments.runs import prepare_run_folder
 
+    target = prepare_run_folder(out, "scurve", overwrite=overwrite)
     result = study.run(
         d=d, rank=[int(k) for k in rank], singular_values=singular_values, components=components, width=width,
         loss=loss.value, optimizer=optimizer.value, lr=lr, steps=steps, init_scale=init_scale, init=init.value,
         weight_decay=weight_decay, entries_per_step=batch, seeds=seeds, seed=seed, eval_every=eval_every)
     summary = study.summarize(result, time_axis=time_axis.value)
-    folder = out or default_run_folder("scurve")
+    folder = target.create()
     study.write_run(folder, result, summary)
-    _finish("scurve", summary, study.tables(result, summary), folder=folder, as_json=as_json)
+    _finish("scurve", summary, study.tables(result, summary), folder=folder, warning=study.warning(summary),
+            as_json=as_json)
 
 
 @app.command()
@@ -295,15 +312,15 @@ def reproduce(
     store: Annotated[Path | None, typer.Option(
         help="intro: its results store (default: runs/intro-k<seeds>-s<steps>.sqlite); rerun to resume")] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<study>-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Reproduce a published finding with its paper's settings."""
     from toylab.experiments import reproduce as run_study
-    from toylab.experiments.runs import default_run_folder
 
-    done = run_study(study.value, out or default_run_folder(study.value), seeds=seeds, steps=steps,
-                     seed=seed, store=store)
-    _finish("reproduce", done.summary, done.tables(), folder=done.folder, store=done.store, as_json=as_json)
+    done = run_study(study.value, out, overwrite=overwrite, seeds=seeds, steps=steps, seed=seed, store=store)
+    _finish("reproduce", done.summary, done.tables(), folder=done.folder, store=done.store,
+            warning=done.warning(), as_json=as_json)
 
 
 @app.command()
@@ -317,18 +334,20 @@ def phase(
         help="results store (default: runs/phase-<preset>-g<G>-k<K>-s<N>.sqlite); rerun to resume")] = None,
     backend: Annotated[Backend, typer.Option()] = Backend.local,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/phase-<preset>-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Phase diagram of superposition over density × relative importance (Elhage et al. §4), as a resumable sweep."""
     from toylab.experiments import phase as study
-    from toylab.experiments.runs import default_run_folder
+    from toylab.experiments.runs import prepare_run_folder
 
+    target = prepare_run_folder(out, f"phase-{preset.value}", overwrite=overwrite)
     summary = study.run(preset.value, grid=grid, seeds=seeds, steps=steps, seed=seed, store=store,
                         backend=backend.value)
-    folder = out or default_run_folder(f"phase-{preset.value}")
+    folder = target.create()
     study.write_run(folder, summary)
     _finish("phase", study.public(summary), [*study.tables(summary), f"store: {summary['store']}"],
-            folder=folder, store=summary["store"], as_json=as_json)
+            folder=folder, store=summary["store"], warning=study.warning(summary), as_json=as_json)
 
 
 @app.command()
@@ -357,18 +376,21 @@ def rescale_check(
     tms_seeds: Annotated[int, typer.Option(help="autoencoder seeds; the lowest-loss one is rescaled")] = 4,
     seed: Annotated[int, typer.Option(help="base seed (training and the train/test split)")] = 0,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/rescale-check-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Sanity check of the measures: multiply a layer's weights by c, in a classifier and in the autoencoder."""
     from toylab.experiments import rescale as study
-    from toylab.experiments.runs import default_run_folder
+    from toylab.experiments.runs import prepare_run_folder
 
+    target = prepare_run_folder(out, "rescale-check", overwrite=overwrite)
     result = study.run(scales=study.SCALES if scales is None else scales, n_hidden=n_hidden, steps=steps,
                        tms_steps=tms_steps, tms_seeds=tms_seeds, seed=seed)
     summary = study.summarize(result)
-    folder = out or default_run_folder("rescale-check")
+    folder = target.create()
     study.write_run(folder, result, summary)
-    _finish("rescale-check", summary, study.tables(summary), folder=folder, as_json=as_json)
+    _finish("rescale-check", summary, study.tables(summary), folder=folder, warning=study.warning(summary),
+            as_json=as_json)
 
 
 @app.command()
@@ -399,8 +421,9 @@ def sweep(
 
 
 def _finish(command: str, result: dict[str, Any], tables: list[Any], *, as_json: bool, ok: bool = True,
-            folder: Path | None = None, store: Path | str | None = None) -> None:
-    """Print the command's tables, or with ``--json`` its envelope (see the module docstring)."""
+            folder: Path | None = None, store: Path | str | None = None, warning: str | None = None) -> None:
+    """Print the command's tables, or with ``--json`` its envelope (see the module docstring),
+    and the library's warning line (diverged runs) on stderr."""
     outputs = {name: str(path) for name, path in (("folder", folder), ("store", store)) if path is not None}
     if as_json:
         from toylab.io import json_safe  # loaded by every command that reaches here
@@ -409,13 +432,15 @@ def _finish(command: str, result: dict[str, Any], tables: list[Any], *, as_json:
         sys.stdout.write(json.dumps(json_safe(envelope)) + "\n")
         if folder is not None:
             stderr.print(f"run folder: {folder}")
-        return
-    # Rows are wide (a value per feature or per rank); when piped, rich would wrap them at 80.
-    console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
-    for table in tables:
-        console.print(table)
-    if folder is not None:
-        console.print(f"run folder: {folder}")
+    else:
+        # Rows are wide (a value per feature or per rank); when piped, rich would wrap them at 80.
+        console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+        for table in tables:
+            console.print(table)
+        if folder is not None:
+            console.print(f"run folder: {folder}")
+    if warning is not None:
+        print(warning, file=sys.stderr)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -36,13 +36,15 @@ from rich.table import Table
 
 from toylab import figures, sweeps
 from toylab.errors import ConfigError
+from toylab.experiments.runs import created_parents, divergence_warning
 from toylab.io import atomic_write, json_safe
 from toylab.metrics.phases import classify_phase
 from toylab.store import default_path
 from toylab.theory import phases as closed_form
 
 __all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "cells_from_weights",
-           "agreement", "near_boundary", "default_store", "public", "write_run", "write_figure", "tables"]
+           "agreement", "near_boundary", "default_store", "public", "warning", "write_run", "write_figure",
+           "tables"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +148,12 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
         store: str | Path | None = None, backend: str = "local", progress: bool | None = None) -> dict[str, Any]:
     """Train (or resume, or just read back) a phase diagram and classify every cell.
 
+    Each cell keeps its lowest-loss seed among those that did not diverge; a cell whose every
+    seed diverged is reported with ``"diverged": true`` and no phase.
+
     Args:
-      store: the results store; default :func:`default_store` (its folder is created).
+      store: the results store; default :func:`default_store` (its folder is created, and
+        removed again if the sweep refuses to start).
 
     Returns:
       :func:`cells_from_weights`'s summary plus ``preset``, ``seeds``, ``store``,
@@ -155,23 +161,28 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
 
     Raises:
       ConfigError: an unknown preset or a bad grid, seed or step count (before a store is
-        created), or cells with no finished run.
+        created), or cells with a failed or unfinished run and no finished one (rerun them).
       Interrupted: Ctrl-C while training; the store keeps what finished and resumes.
     """
     chosen = preset(name)
     spec = sweep_spec(chosen, grid=grid, seeds=seeds, steps=steps, seed=seed)
     store = Path(store) if store is not None else default_store(name, grid, seeds, steps, seed)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    done = sweeps.run(spec, store=store, backend=backend, progress=progress)
+    with created_parents(store, f"--store {store}"):
+        done = sweeps.run(spec, store=store, backend=backend, progress=progress)
     data = sweeps.load(store)
     densities, importances = grid_axes(chosen, grid)
     best = data.best()
-    if len(best) != grid * grid:
-        missing = grid * grid - len(best)
+    runs = data.runs
+    all_diverged = runs.groupby("cell")["status"].agg(lambda status: (status == "diverged").all())
+    lost = runs[runs["cell"].isin(all_diverged.index[all_diverged])].drop_duplicates("cell")
+    if len(best) + len(lost) != grid * grid:
+        missing = grid * grid - len(best) - len(lost)
         raise ConfigError(f"{missing} of {grid * grid} cells have no finished run in {store} "
-                          f"(failed or diverged: {done.failed + done.diverged} runs); rerun to retry")
+                          f"(failed: {done.failed} runs); rerun to retry")
     W = np.zeros((grid, grid, chosen.n_hidden, chosen.n_features))
     loss, seed_of = np.zeros((grid, grid)), np.zeros((grid, grid), dtype=int)
+    for row in lost.itertuples():  # no finite seed: no weights, no phase
+        W[row.importance_index, row.feature_probability_index] = np.nan
     for row in best.itertuples():
         i, j = row.importance_index, row.feature_probability_index
         W[i, j] = data.weights(int(row.run))["W"]
@@ -188,27 +199,35 @@ def cells_from_weights(chosen: Preset, densities: np.ndarray, importances: np.nd
 
     Args:
       densities, importances: the grid's axes, shapes (P,) and (R,).
-      best_W: the best seed's weights per cell, shape (R, P, m, n) (row = importance).
+      best_W: the best seed's weights per cell, shape (R, P, m, n) (row = importance); NaN
+        for a cell whose every seed diverged.
       best_loss, best_seed: its final loss and seed index, shape (R, P).
 
     Returns:
-      ``{"cells": [...], "phases": (R, P) names, "closed_form": (R, P) names or None}`` plus,
-      with a closed form, :func:`agreement`'s fields. Each cell is ``{"density",
-      "relative_importance", "phase", "closed_form_phase" (n2m1 only), "loss", "seed",
-      "feature_norms"}``.
+      ``{"cells": [...], "phases": (R, P) names or None, "closed_form": (R, P) names or
+      None}`` plus, with a closed form, :func:`agreement`'s fields (a diverged cell counts as
+      a disagreement: it found no phase). Each cell is ``{"density", "relative_importance",
+      "diverged", "phase", "closed_form_phase" (n2m1 only), "loss", "seed",
+      "feature_norms"}``; a diverged cell's phase, loss, seed and norms are None.
     """
-    trained = classify_phase(best_W, extra=-1)  # (R, P)
+    lost = ~np.isfinite(best_W).all(axis=(-2, -1))  # (R, P)
+    trained = classify_phase(np.where(lost[..., None, None], 0.0, best_W), extra=-1)  # (R, P)
+    trained[lost] = None
     expected = closed_form.closed_form_phase(densities[None, :], importances[:, None]) \
         if chosen.has_closed_form else None
     norms = np.linalg.norm(best_W, axis=-2)  # (R, P, n)
     cells = []
     for i, r in enumerate(importances):
         for j, p in enumerate(densities):
-            cell = {"density": float(p), "relative_importance": float(r), "phase": str(trained[i, j])}
+            cell = {"density": float(p), "relative_importance": float(r), "diverged": bool(lost[i, j]),
+                    "phase": None if lost[i, j] else str(trained[i, j])}
             if expected is not None:
                 cell["closed_form_phase"] = str(expected[i, j])
-            cell.update(loss=float(best_loss[i, j]), seed=int(best_seed[i, j]),
-                        feature_norms=[float(v) for v in norms[i, j]])
+            if lost[i, j]:
+                cell.update(loss=None, seed=None, feature_norms=None)
+            else:
+                cell.update(loss=float(best_loss[i, j]), seed=int(best_seed[i, j]),
+                            feature_norms=[float(v) for v in norms[i, j]])
             cells.append(cell)
     summary: dict[str, Any] = {"cells": cells, "phases": trained, "closed_form": expected}
     if expected is not None:
@@ -228,13 +247,23 @@ def public(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k not in ("phases", "closed_form")}
 
 
+def warning(summary: dict[str, Any]) -> str | None:
+    """The line ``toylab phase`` prints when runs diverged, else None."""
+    sweep = summary["sweep"]
+    lost = sum(cell["diverged"] for cell in summary["cells"])
+    consequence = "each cell keeps its best finite seed"
+    if lost:
+        consequence += f"; {lost} of {len(summary['cells'])} cells had none and have a null phase"
+    return divergence_warning(sweep["diverged"], sweep["runs"], "runs", consequence)
+
+
 def tables(summary: dict[str, Any]) -> list[Table | str]:
     """The diagram as a grid of phase letters (trained/closed form), and the agreement."""
-    names = {"not_represented": "·", "dedicated": "D", "superposition": "S"}
+    names = {"not_represented": "·", "dedicated": "D", "superposition": "S", None: "×"}
     closed = summary["closed_form"]
     table = Table(title=f"{summary['preset']}: phase of the extra feature, best of {summary['seeds']} seeds "
                         "per cell" + ("; trained/closed form" if closed is not None else ""),
-                  caption="· not represented, D dedicated, S superposition")
+                  caption="· not represented, D dedicated, S superposition, × every seed diverged")
     table.add_column("r \\ p", justify="right")
     for p in summary["densities"]:
         table.add_column(f"{p:.3g}", justify="center")

@@ -45,14 +45,15 @@ from rich.table import Table
 from toylab import figures, metrics
 from toylab.errors import ConfigError, validated
 from toylab.experiments import tms
-from toylab.io import atomic_write
+from toylab.experiments.runs import divergence_warning, diverged
+from toylab.io import atomic_write, json_safe
 from toylab.figures.rescale import rescale_check
 from toylab.tasks.base import Hyper, Task
 from toylab.tasks.classifier import digits, mlp_classifier, mlp_logits
 from toylab.train import TrainConfig, train
 
 __all__ = ["SCALES", "RescaleResult", "run", "rescale_classifier", "rescale_autoencoder",
-           "summarize", "write_run"]
+           "summarize", "warning", "write_run"]
 
 # -- settings ------------------------------------------------------------------------------------
 SCALES = tuple(float(c) for c in np.logspace(-1, 1, 9))  # c = 10^(−1 … 1) in steps of 10^0.25, c = 1 included
@@ -99,6 +100,11 @@ def run(
       tms_seeds: autoencoder seeds; the lowest-loss one is rescaled.
       seed: base seed of both trainings and of the data split.
 
+    A model that diverged (non-finite loss or weights) is not rescaled: its measures are NaN
+    (null in JSON) and ``settings`` says so (``classifier.diverged``,
+    ``autoencoder.diverged_seeds``). The autoencoder rescaled is the lowest-loss seed among
+    those that did not diverge.
+
     Raises:
       ConfigError: an empty ``scales``, a ``c`` that is not a finite number > 0, or a bad
         size or step count.
@@ -114,28 +120,34 @@ def run(
     task = mlp_classifier(dataset, n_hidden=n_hidden)
     trained = train(task, [{}], seeds=1, seed=seed, config=classifier_config, progress=progress)
     classifier_params = {name: np.asarray(leaf[0]) for name, leaf in trained.params.items()}
-    classifier = rescale_classifier(classifier_params, dataset.x_test, dataset.y_test, c)
+    classifier_diverged = bool(diverged(trained)[0])
+    classifier = _unmeasured(c, dataset.x_test.shape[-1], ("accuracy", "predictions_changed")) \
+        if classifier_diverged else rescale_classifier(classifier_params, dataset.x_test, dataset.y_test, c)
 
     # 2. The autoencoder: train several seeds, rescale the lowest-loss one's W (b stays).
     autoencoders = tms.run(
         n_features=TMS_N_FEATURES, n_hidden=TMS_N_HIDDEN, feature_probability=[TMS_FEATURE_PROBABILITY],
         importance=1.0, seeds=tms_seeds, seed=seed, train_config=tms_config, progress=progress)
-    best = tms.best_indices(autoencoders)[0]
+    best = tms.best_indices(autoencoders)[0]  # a finite seed when there is one
     tms_params = {name: np.asarray(leaf) for name, leaf in autoencoders.instance_params(best).items()}
     hyper = autoencoders.task.hyper(autoencoders.instances[best].config)
-    autoencoder = rescale_autoencoder(autoencoders.task, hyper, tms_params, c, key=jax.random.key(seed))
+    tms_diverged = diverged(autoencoders)
+    autoencoder = _unmeasured(c, TMS_N_FEATURES, ("loss",)) if tms_diverged[best] else \
+        rescale_autoencoder(autoencoders.task, hyper, tms_params, c, key=jax.random.key(seed))
 
     settings = {
         "study": "rescale-check",
         "classifier": {**task.spec, "layer_rescaled": "W_in", "features": "input pixels (columns of W_in)",
                        "train": classifier_config.model_dump(),
                        "train_accuracy": float(trained.final.raw["train_accuracy"][0]),
-                       "test_accuracy": float(trained.final.raw["test_accuracy"][0])},
+                       "test_accuracy": float(trained.final.raw["test_accuracy"][0]),
+                       "diverged": classifier_diverged},
         "autoencoder": {"n_features": TMS_N_FEATURES, "n_hidden": TMS_N_HIDDEN,
                         "feature_probability": TMS_FEATURE_PROBABILITY, "importance": 1.0,
                         "seeds": tms_seeds, "best_seed": autoencoders.instances[best].seed,
+                        "diverged_seeds": int(tms_diverged.sum()),
                         "eval_examples": TMS_EVAL_EXAMPLES, "train": tms_config.model_dump(),
-                        "geometry": metrics.describe(metrics.geometry(tms_params["W"]))},
+                        "geometry": None if tms_diverged[best] else metrics.describe(metrics.geometry(tms_params["W"]))},
         "seed": seed,
     }
     return RescaleResult(c, settings, classifier_params, tms_params, classifier, autoencoder)
@@ -195,6 +207,26 @@ def rescale_autoencoder(
     return {name: np.asarray(value) for name, value in out.items()}
 
 
+def _unmeasured(scales: np.ndarray, n_features: int, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """What a diverged model reports at every scale: NaN for ``names`` and every measure."""
+    out = {name: np.full(scales.shape, np.nan) for name in (*names, "features_per_dimension",
+                                                               "features_per_dimension_invariant",
+                                                               "mean_feature_dimensionality")}
+    return {**out, "feature_dimensionality": np.full((*scales.shape, n_features), np.nan)}
+
+
+def warning(summary: dict[str, Any]) -> str | None:
+    """The line ``toylab rescale-check`` prints when a model diverged, else None."""
+    classifier, autoencoder = summary["settings"]["classifier"], summary["settings"]["autoencoder"]
+    lost = autoencoder["diverged_seeds"] == autoencoder["seeds"]
+    consequences = ["the classifier's measures are null"] if classifier["diverged"] else []
+    if autoencoder["diverged_seeds"]:
+        consequences.append("the autoencoder's measures are null" if lost else
+                            "the autoencoder rescaled is the best finite seed")
+    return divergence_warning(classifier["diverged"] + autoencoder["diverged_seeds"], 1 + autoencoder["seeds"],
+                              "models", "; ".join(consequences))
+
+
 def _measures(rescaled: jax.Array) -> dict[str, jax.Array]:
     """The scale-dependent measure and its invariant counterparts, per matrix of a stack."""
     D = metrics.feature_dimensionality(rescaled)  # (scales, n_features)
@@ -237,7 +269,8 @@ def write_run(folder: str | Path, result: RescaleResult, summary: dict[str, Any]
     """Save ``summary.json``, ``weights.npz`` (both models) and the figure ``rescale_check``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = [atomic_write(folder / "summary.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))]
+    written = [atomic_write(folder / "summary.json",
+                            lambda f: f.write(json.dumps(json_safe(summary), indent=1).encode()))]
     arrays = {**result.classifier_params, **{f"tms_{name}": leaf for name, leaf in result.tms_params.items()}}
     written.append(atomic_write(folder / "weights.npz", lambda f: np.savez(f, **arrays)))
     figure = rescale_check(

@@ -27,14 +27,15 @@ from rich.table import Table
 
 from toylab import figures
 from toylab.errors import ConfigError, validated
-from toylab.io import atomic_write
+from toylab.experiments.runs import divergence_warning, diverged, history_end
+from toylab.io import atomic_write, json_safe
 from toylab.metrics import lowrank as lowrank_metrics
 from toylab.metrics.plateaus import Drop, Plateau, Plateaus, find_plateaus
 from toylab.tasks.lowrank import lowrank
 from toylab.theory import saxe
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["run", "summarize", "found", "theory_applies", "write_run", "tables", "OPTIMIZERS", "TIME_AXES",
+__all__ = ["run", "summarize", "warning", "found", "theory_applies", "write_run", "tables", "OPTIMIZERS", "TIME_AXES",
            "MIN_EVALUATIONS"]
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
@@ -116,8 +117,10 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
 
     Returns:
       ``{"runs": [...]}``, each with ``seed``, ``rank``, ``init_scale``, ``singular_values``
-      (the target's), ``loss_final``, ``diverged`` (a NaN or inf loss; plateaus are then read
-      from the history before it), ``plateaus`` ``[{"start","end","level"}]``, ``drops``
+      (the target's), ``loss_final``, ``diverged`` (a NaN or inf loss or weights: then
+      ``loss_final`` and ``final_mode_strength`` are None, plateaus, drops and bumps are read
+      from the history before it, and ``history`` stops at the first non-finite loss,
+      included), ``plateaus`` ``[{"start","end","level"}]``, ``drops``
       ``[{"time","size"}]``, ``theory_drops`` (where theory applies, else ``[]``: the times at
       which Saxe et al.'s solution has each mode's loss falling fastest, the same definition
       the detector dates a drop by; the half-way times of :func:`saxe.drop_time` come
@@ -131,14 +134,15 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
     overlaps = result.history("overlaps")  # (evals, models, k, k)
     components = result.task.spec["components"]
     exact = theory_applies(result)
+    bad = diverged(result) | ~np.isfinite(loss).all(axis=0)
     runs = []
     for index, instance in enumerate(result.instances):
         hyper = result.task.hyper(instance.config)
         s = hyper["s"][hyper["s"] > 0].astype(np.float64)
         u0 = instance.config["init_scale"] ** components
-        # A diverged run keeps its history; plateaus are read from the part before it blew up.
-        finite = np.isfinite(loss[:, index])
-        good = int(np.argmin(finite)) if not finite.all() else len(t)
+        # A diverged run keeps its history; plateaus and bumps are read from the part before it blew up.
+        end = history_end(loss[:, index])
+        good = end - 1 if bad[index] and not np.isfinite(loss[end - 1, index]) else end
         usable = np.count_nonzero(t[:good] > 0) if time_axis == "log" else good
         plateaus, drops = find_plateaus(t[:good], loss[:good, index], axis=time_axis) \
             if usable >= 3 else ([], [])
@@ -147,17 +151,24 @@ def summarize(result: TrainResult, *, time_axis: Literal["linear", "log"] = "lin
             "rank": int(s.size),
             "init_scale": instance.config["init_scale"],
             "singular_values": s.tolist(),
-            "loss_final": float(loss[-1, index]),
-            "diverged": bool(not finite.all()),
+            "loss_final": None if bad[index] else float(loss[-1, index]),
+            "diverged": bool(bad[index]),
             "plateaus": [p.to_dict() for p in plateaus],
             "drops": [drop.to_dict() for drop in drops],
             "theory_drops": np.atleast_1d(saxe.steepest_drop_time(s, u0, components)).tolist() if exact else [],
-            "bumps": [b.to_dict() for b in lowrank_metrics.find_bumps(t, overlaps[:, index])],
-            "final_mode_strength": result.final.raw["mode_strength"][index][: s.size].tolist(),
+            "bumps": [b.to_dict() for b in lowrank_metrics.find_bumps(t[:good], overlaps[:good, index])],
+            "final_mode_strength": None if bad[index] else result.final.raw["mode_strength"][index][: s.size].tolist(),
             "history": [{"t": float(time), "loss": float(value)}
-                        for time, value in zip(t, loss[:, index], strict=True)],
+                        for time, value in zip(t[:end], loss[:end, index], strict=True)],
         })
     return {"runs": runs}
+
+
+def warning(summary: dict[str, Any]) -> str | None:
+    """The line ``toylab scurve`` prints when runs diverged, else None."""
+    runs = summary["runs"]
+    return divergence_warning(sum(run["diverged"] for run in runs), len(runs), "runs",
+                              "their final loss and mode strengths are null")
 
 
 def found(run: Mapping[str, Any]) -> Plateaus:
@@ -177,7 +188,7 @@ def write_run(folder: str | Path, result: TrainResult, summary: dict[str, Any]) 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / "summary.json",
-                             lambda f: f.write(json.dumps(summary, indent=1).encode()))]
+                             lambda f: f.write(json.dumps(json_safe(summary), indent=1).encode()))]
     arrays = {"t": result.steps * result.config.lr,
               **{name: result.history(name) for name in result.final.raw}}
     written.append(atomic_write(folder / "history.npz", lambda f: np.savez(f, **arrays)))
@@ -196,7 +207,8 @@ def tables(result: TrainResult, summary: dict[str, Any]) -> list[Table]:
         table.add_column(column, justify="left" if "drops" in column else "right")
     for run in summary["runs"]:
         table.add_row(
-            str(run["seed"]), str(run["rank"]), f"{run['init_scale']:.2g}", f"{run['loss_final']:.3g}",
+            str(run["seed"]), str(run["rank"]), f"{run['init_scale']:.2g}",
+            "diverged" if run["diverged"] else f"{run['loss_final']:.3g}",
             str(len(run["plateaus"])), " ".join(f"{x['time']:.3g}" for x in run["drops"]) or "—",
             " ".join(f"{x:.3g}" for x in run["theory_drops"]) or "—", str(len(run["bumps"])))
     return [table]

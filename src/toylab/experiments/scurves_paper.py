@@ -51,6 +51,7 @@ from rich.table import Table
 
 from toylab import figures
 from toylab.experiments import scurve
+from toylab.experiments.runs import divergence_warning, diverged
 from toylab.io import atomic_write, json_safe
 from toylab.metrics.plateaus import plateau_length
 from toylab.train import TrainResult
@@ -103,10 +104,11 @@ def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
     Returns:
       ``{"sweeps": {name: {"loss", "optimizer", "lr", "ranks": [{"rank", "drops",
       "first_drop_step", "mode_half_steps"}], "runs": [...]}}, "init": {name: {"optimizer",
-      "lr", "init_scales", "plateau_steps"}}}``; ``drops``, ``first_drop_step`` and
-      ``mode_half_steps`` (a list per mode, strongest first) have one entry per seed, ``runs``
-      is :func:`toylab.experiments.scurve.summarize`'s list, ``plateau_steps`` is
-      (scales, seeds) with NaN where no drop was found.
+      "lr", "init_scales", "plateau_steps", "diverged"}}}``; ``drops``, ``first_drop_step`` and
+      ``mode_half_steps`` (a list per mode, strongest first; None for a diverged run) have one
+      entry per seed, ``runs`` is :func:`toylab.experiments.scurve.summarize`'s list (with
+      ``diverged`` flags), ``plateau_steps`` is (scales, seeds) with NaN where no drop was
+      found or the run diverged, ``diverged`` how many of the sweep's runs diverged.
     """
     sweeps = {}
     for name, (loss, optimizer, lr) in SWEEPS.items():
@@ -114,7 +116,7 @@ def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
         runs = scurve.summarize(result, time_axis=TIME_AXIS)["runs"]
         strengths = result.history("mode_strength")  # (evals, models, d)
         for index, run_summary in enumerate(runs):
-            run_summary["mode_half_steps"] = mode_half_steps(
+            run_summary["mode_half_steps"] = None if run_summary["diverged"] else mode_half_steps(
                 result.steps, strengths[:, index], np.asarray(run_summary["singular_values"]))
         ranks = []
         for rank in RANKS:
@@ -131,13 +133,21 @@ def summarize(results: dict[str, TrainResult]) -> dict[str, Any]:
         result = results[name]
         t, loss = result.steps * lr, result.history("loss")
         lengths: dict[float, list[float]] = {eps: [] for eps in INIT_SCALES}
+        bad = diverged(result) | ~np.isfinite(loss).all(axis=0)
         for index, instance in enumerate(result.instances):
-            finite = np.isfinite(loss[:, index]).all()
-            steps = plateau_length(t, loss[:, index], axis=TIME_AXIS) / lr if finite else float("nan")
+            steps = float("nan") if bad[index] else plateau_length(t, loss[:, index], axis=TIME_AXIS) / lr
             lengths[instance.config["init_scale"]].append(steps)
         init[name] = {"optimizer": optimizer, "lr": lr, "init_scales": list(INIT_SCALES),
-                      "plateau_steps": [lengths[eps] for eps in INIT_SCALES]}
+                      "plateau_steps": [lengths[eps] for eps in INIT_SCALES], "diverged": int(bad.sum())}
     return {"sweeps": sweeps, "init": init}
+
+
+def warning(summary: dict[str, Any]) -> str | None:
+    """The line ``toylab reproduce scurves`` prints when runs diverged, else None."""
+    runs = [run for sweep in summary["sweeps"].values() for run in sweep["runs"]]
+    count = sum(run["diverged"] for run in runs) + sum(entry["diverged"] for entry in summary["init"].values())
+    total = len(runs) + sum(len(row) for entry in summary["init"].values() for row in entry["plateau_steps"])
+    return divergence_warning(count, total, "runs", "their final losses, mode timings and plateau lengths are null")
 
 
 def mode_half_steps(steps: np.ndarray, strengths: np.ndarray, singular_values: np.ndarray) -> list[float]:
@@ -201,6 +211,9 @@ def tables(summary: dict[str, Any]) -> list[Table]:
         cells = []
         for entry in sweep["ranks"]:
             modes = entry["mode_half_steps"][0]
+            if modes is None:  # seed 0 diverged
+                cells.append(f"{'/'.join(map(str, entry['drops']))} | diverged")
+                continue
             learned = steps(modes[0]) if len(modes) == 1 else f"{steps(modes[0])}–{steps(modes[-1])}"
             cells.append(f"{'/'.join(map(str, entry['drops']))} | {learned}")
         table.add_row(f"{sweep['loss']}, {sweep['optimizer']}, {sweep['lr']:g}", *cells)

@@ -20,6 +20,7 @@ from typing import Any
 
 from toylab.errors import ConfigError
 from toylab.experiments import intro, scurves_paper, tms
+from toylab.experiments.runs import prepare_run_folder
 
 __all__ = ["Study", "STUDIES", "Reproduction", "reproduce"]
 
@@ -35,15 +36,16 @@ class Study:
     summarize: Callable[[Any], dict[str, Any]]  # JSON-ready (NaN allowed)
     write_run: Callable[[Path, Any, dict[str, Any]], list[Path]]
     tables: Callable[[dict[str, Any]], list[Any]]  # rich renderables for a terminal
+    warning: Callable[[dict[str, Any]], str | None]  # the line to print when runs diverged, else None
     store: Callable[..., Path] | None = None  # default store from seeds, steps, seed; None: no store
 
 
 STUDIES: dict[str, Study] = {
     "intro": Study(describe=intro.describe, train=intro.run, summarize=tms.summarize,
-                   write_run=tms.write_run, tables=tms.tables, store=intro.default_store),
+                   write_run=tms.write_run, tables=tms.tables, warning=tms.warning, store=intro.default_store),
     "scurves": Study(describe=scurves_paper.describe, train=scurves_paper.run,
                      summarize=scurves_paper.summarize, write_run=scurves_paper.write_run,
-                     tables=scurves_paper.tables),
+                     tables=scurves_paper.tables, warning=scurves_paper.warning),
 }
 
 
@@ -59,6 +61,10 @@ class Reproduction:
     def tables(self) -> list[Any]:
         return STUDIES[self.study].tables(self.summary)
 
+    def warning(self) -> str | None:
+        """One line about the runs that diverged (their metrics are null), or None."""
+        return STUDIES[self.study].warning(self.summary)
+
 
 def study(name: str) -> Study:
     """The study called ``name``; a one-line error lists the others."""
@@ -67,17 +73,23 @@ def study(name: str) -> Study:
     return STUDIES[name]
 
 
-def reproduce(name: str, folder: str | Path, *, seeds: int | None = None, steps: int | None = None,
-              seed: int = 0, store: str | Path | None = None, progress: bool | None = None) -> Reproduction:
+def reproduce(name: str, folder: str | Path | None = None, *, overwrite: bool = False,
+              seeds: int | None = None, steps: int | None = None, seed: int = 0,
+              store: str | Path | None = None, progress: bool | None = None) -> Reproduction:
     """Run the study ``name`` with its paper's settings and save it into ``folder``.
 
     Args:
+      folder: the run folder (default: a new ``runs/<name>-<UTC time>``); checked before
+        anything trains (:func:`toylab.experiments.runs.prepare_run_folder`), created when
+        the run is written.
+      overwrite: write into a folder that already holds files.
       seeds, steps: override the study's own (``None`` keeps them).
       store: the results store of a study that trains as a sweep (default: the study's,
         named after seeds and steps, so that rerunning resumes or reads it back).
 
     Raises:
-      ConfigError: an unknown study, a store for a study that has none, or a bad setting.
+      ConfigError: an unknown study, a store for a study that has none, a bad setting, or a
+        folder that cannot be written or already holds a run (without ``overwrite``).
       Interrupted: Ctrl-C while a study trains into its store (which resumes).
     """
     chosen = study(name)
@@ -88,8 +100,9 @@ def reproduce(name: str, folder: str | Path, *, seeds: int | None = None, steps:
     if chosen.store is not None:
         store = Path(store) if store is not None else chosen.store(**options, seed=seed)
         options["store"] = store
+    target = prepare_run_folder(folder, name, overwrite=overwrite)
     result = chosen.train(seed=seed, progress=progress, **options)
     summary = {"study": chosen.describe(), **chosen.summarize(result)}
-    folder = Path(folder)
-    chosen.write_run(folder, result, summary)
-    return Reproduction(name, summary, folder, store)
+    written = target.create()
+    chosen.write_run(written, result, summary)
+    return Reproduction(name, summary, written, store)

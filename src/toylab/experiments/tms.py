@@ -28,12 +28,13 @@ from rich.table import Table
 
 from toylab import figures, metrics
 from toylab.errors import ConfigError
-from toylab.io import atomic_write
+from toylab.experiments import runs
+from toylab.io import atomic_write, json_safe
 from toylab.tasks import superposition
 from toylab.tasks.superposition import importance_weights
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["TrainConfig", "run", "summarize", "best_indices", "write_run", "tables"]
+__all__ = ["TrainConfig", "run", "summarize", "best_indices", "warning", "write_run", "tables"]
 
 
 def run(
@@ -75,39 +76,61 @@ def run(
     return train(task, configs, seeds=seeds, seed=seed, config=train_config, progress=progress)
 
 
+# What a diverged instance reports as None: everything measured on its final weights.
+MEASURES = ("loss", "elicited_loss", "elicitation_gap", "features_per_dimension", "dimensions_per_feature",
+            "feature_dimensionality", "feature_norms", "interference", "n_represented", "geometry")
+
+
 def summarize(result: TrainResult) -> dict[str, list[dict[str, Any]]]:
     """Measure every instance; ``best`` keeps the lowest final loss of each config.
 
     Returns:
       ``{"instances": [...], "best": [...]}``, each entry JSON-ready with
-      ``feature_probability``, ``importance``, ``seed``, ``loss``, ``elicited_loss``,
+      ``feature_probability``, ``importance``, ``seed``, ``diverged``, ``loss``, ``elicited_loss``,
       ``elicitation_gap`` (raw − elicited loss),
       ``features_per_dimension``, ``dimensions_per_feature``, ``feature_dimensionality``,
       ``feature_norms``, ``interference``, ``n_represented``, ``geometry`` and ``history``.
+      A diverged instance (:func:`toylab.experiments.runs.diverged`: a non-finite final loss
+      or weights) has ``"diverged": true``, every metric from ``loss`` to ``geometry`` None,
+      and its history up to and including its first non-finite loss; the others are measured
+      exactly as if they had trained without it. ``best`` has one entry per config, see
+      :func:`best_indices`.
     """
+    bad = runs.diverged(result)
+    good = np.flatnonzero(~bad)
     W = np.asarray(result.params["W"], dtype=np.float64)  # (models, d_hidden, n_features)
-    per_feature = {
-        "feature_dimensionality": np.asarray(metrics.feature_dimensionality(W)),
-        "feature_norms": np.asarray(metrics.feature_norms(W)),
-        "interference": np.asarray(metrics.interference(W)),
-    }
+    per_feature = {  # measured on the finite instances only: the metrics refuse a NaN matrix
+        "feature_dimensionality": np.asarray(metrics.feature_dimensionality(W[good])),
+        "feature_norms": np.asarray(metrics.feature_norms(W[good])),
+        "interference": np.asarray(metrics.interference(W[good])),
+    } if good.size else {}
+    row_of = {int(index): row for row, index in enumerate(good)}
     final = result.final
+    losses = result.history("loss")  # (evaluations, models)
     instances = []
     for index, instance in enumerate(result.instances):
         entry = {
             "feature_probability": instance.config["feature_probability"],
             "importance": instance.config["importance"],
             "seed": instance.seed,
-            "loss": float(final.raw["loss"][index]),
-            "elicited_loss": float(final.elicited["loss"][index]) if final.elicited else None,
-            "elicitation_gap": float(final.elicitation_gap[index]) if final.elicited else None,
-            "features_per_dimension": float(metrics.features_per_dimension(W[index])),
-            "dimensions_per_feature": float(metrics.dimensions_per_feature(W[index])),
-            **{name: values[index].tolist() for name, values in per_feature.items()},
-            "n_represented": int(metrics.n_represented(W[index])),
-            "geometry": [group.to_dict() for group in metrics.geometry(W[index])],
-            "history": [_history_row(evaluation, index) for evaluation in result.evaluations],
+            "diverged": bool(bad[index]),
         }
+        if bad[index]:
+            entry.update(dict.fromkeys(MEASURES))
+            kept = result.evaluations[: runs.history_end(losses[:, index])]
+        else:
+            entry.update({
+                "loss": float(final.raw["loss"][index]),
+                "elicited_loss": float(final.elicited["loss"][index]) if final.elicited else None,
+                "elicitation_gap": float(final.elicitation_gap[index]) if final.elicited else None,
+                "features_per_dimension": float(metrics.features_per_dimension(W[index])),
+                "dimensions_per_feature": float(metrics.dimensions_per_feature(W[index])),
+                **{name: values[row_of[index]].tolist() for name, values in per_feature.items()},
+                "n_represented": int(metrics.n_represented(W[index])),
+                "geometry": [group.to_dict() for group in metrics.geometry(W[index])],
+            })
+            kept = result.evaluations
+        entry["history"] = [_history_row(evaluation, index) for evaluation in kept]
         instances.append(entry)
     return {"instances": instances, "best": [instances[i] for i in best_indices(result)]}
 
@@ -121,26 +144,40 @@ def _history_row(evaluation, index: int) -> dict[str, Any]:
 
 
 def best_indices(result: TrainResult) -> list[int]:
-    """Index of the lowest-final-loss instance of each config, in config order."""
+    """Index of the lowest-final-loss instance of each config, in config order.
+
+    Only instances that did not diverge compete; a config whose every seed diverged keeps its
+    first instance, so that each config has one entry (flagged ``diverged`` by
+    :func:`summarize`, and left out of the figures).
+    """
     loss = result.final.raw["loss"]
+    bad = runs.diverged(result)
     best: dict[str, int] = {}
     for index, instance in enumerate(result.instances):
         key = json.dumps(instance.config, sort_keys=True)
-        if key not in best or loss[index] < loss[best[key]]:
+        if key not in best or (not bad[index] and (bad[best[key]] or loss[index] < loss[best[key]])):
             best[key] = index
     return list(best.values())
+
+
+def warning(summary: dict[str, Any]) -> str | None:
+    """The line ``toylab tms`` and ``reproduce intro`` print when instances diverged, else None."""
+    instances = summary["instances"]
+    return runs.divergence_warning(sum(entry["diverged"] for entry in instances), len(instances))
 
 
 def write_run(folder: str | Path, result: TrainResult, summary: dict) -> list[Path]:
     """Save ``summary.json``, ``weights.npz`` and the figures into ``folder``.
 
     Files are written to a temporary name and renamed, so an interrupted write never leaves a
-    truncated file behind. Returns the paths written.
+    truncated file behind. ``weights.npz`` holds every instance, diverged ones too; the
+    figures draw the configs whose best instance did not diverge (none: no figures).
+    Returns the paths written.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / "summary.json",
-                             lambda f: f.write(json.dumps(summary, indent=1).encode()))]
+                             lambda f: f.write(json.dumps(json_safe(summary), indent=1).encode()))]
     arrays = {name: np.asarray(leaf) for name, leaf in result.params.items()}
     written.append(atomic_write(folder / "weights.npz", lambda f: np.savez(f, **arrays)))
     for name, figure in superposition_figures(result, summary).items():
@@ -156,6 +193,9 @@ def tables(summary: dict[str, Any]) -> list[Table]:
                          no_wrap=column == "D_i")
     for best in summary["best"]:
         p = best["feature_probability"]
+        if best["diverged"]:
+            table.add_row(f"{p:.3g}", f"{1 / p:.3g}", "diverged", *["—"] * 5)
+            continue
         elicited = best["elicited_loss"]
         table.add_row(
             f"{p:.3g}", f"{1 / p:.3g}", f"{best['loss']:.4g}",
@@ -169,9 +209,13 @@ def tables(summary: dict[str, Any]) -> list[Table]:
 
 
 def superposition_figures(result: TrainResult, summary: dict) -> dict[str, Any]:
-    """The standard figures of a superposition run, keyed by file name."""
-    best = summary["best"]
-    best_index = best_indices(result)
+    """The standard figures of a superposition run, keyed by file name; diverged instances
+    are left out, and a run with no finite best instance has none."""
+    best_index = [i for i in best_indices(result) if not summary["instances"][i]["diverged"]]
+    if not best_index:
+        return {}
+    best = [summary["instances"][i] for i in best_index]
+    finite = [i for i, entry in enumerate(summary["instances"]) if not entry["diverged"]]
     W = np.asarray(result.params["W"])
     titles = [f"p = {b['feature_probability']:.3g}\n{_short_geometry(metrics.geometry(W[i]))}"
               for b, i in zip(best, best_index, strict=True)]
@@ -180,10 +224,11 @@ def superposition_figures(result: TrainResult, summary: dict) -> dict[str, Any]:
     if W.shape[-2] == 2:
         out["feature_vectors"] = figures.feature_vectors(W[best_index], titles, importance=importance)
     out["norms_and_interference"] = figures.norms_and_interference(W[best_index], titles)
-    all_p = np.array([i["feature_probability"] for i in summary["instances"]])
+    everyone = [summary["instances"][i] for i in finite]
     out["dimensions_per_feature"] = figures.dimensions_per_feature(
-        all_p, np.array([i["dimensions_per_feature"] for i in summary["instances"]]),
-        n_hidden=W.shape[-2], best=np.isin(np.arange(len(result.instances)), best_index))
+        np.array([i["feature_probability"] for i in everyone]),
+        np.array([i["dimensions_per_feature"] for i in everyone]),
+        n_hidden=W.shape[-2], best=np.isin(finite, best_index))
     out["feature_dimensionality"] = figures.feature_dimensionality(
         np.array([b["feature_probability"] for b in best]),
         np.array([b["feature_dimensionality"] for b in best]))

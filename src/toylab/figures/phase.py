@@ -47,7 +47,8 @@ def phase_diagram(
     Args:
       densities: feature probabilities ``p`` of the grid's columns (log-spaced), shape (P,).
       relative_importances: the extra feature's importance ``r`` of the rows, shape (R,).
-      phases: phase names, shape (R, P) (row = importance, column = density).
+      phases: phase names, shape (R, P) (row = importance, column = density); None for a
+        cell with no phase (every seed diverged), left blank.
       closed_form: the closed-form phase of each cell, shape (R, P); a cell where the trained
         phase differs gets a black dot.
       boundaries: draw the n = 2, m = 1 closed-form boundaries (:mod:`toylab.theory.phases`).
@@ -68,10 +69,13 @@ def phase_diagram(
     if grid.shape != (r.size, p.size):
         raise ConfigError(f"phase_diagram needs phases of shape (importances, densities) = "
                           f"({r.size}, {p.size}), got {grid.shape}")
-    unknown = set(grid.ravel()) - set(PHASES)
+    blank = np.equal(grid, None)
+    unknown = set(grid[~blank].ravel()) - set(PHASES)
     if unknown:
-        raise ConfigError(f"phase_diagram got unknown phase names {sorted(unknown)}; expected {list(PHASES)}")
-    codes = np.vectorize(PHASES.index, otypes=[int])(grid)
+        raise ConfigError(f"phase_diagram got unknown phase names {sorted(map(str, unknown))}; "
+                          f"expected {list(PHASES)} or None")
+    codes = np.ma.masked_array(np.vectorize(lambda name: PHASES.index(name) if name is not None else 0,
+                                            otypes=[int])(grid), mask=blank)
 
     fig = st.new_figure(5.6, 4.0)
     ax = fig.add_subplot()
@@ -81,12 +85,14 @@ def phase_diagram(
     ax.set_xscale("log")
     ax.set_yscale("log")
     handles = [Patch(facecolor=PHASE_COLORS[name], label=name.replace("_", " ")) for name in PHASES]
+    if blank.any():
+        handles.append(Patch(facecolor="white", edgecolor=st.REFERENCE, label="every seed diverged"))
 
     if closed_form is not None:
         expected = np.asarray(closed_form, dtype=object)
         if expected.shape != grid.shape:
             raise ConfigError(f"phase_diagram needs closed_form of shape {grid.shape}, got {expected.shape}")
-        rows, cols = np.nonzero(grid != expected)
+        rows, cols = np.nonzero((grid != expected) & ~blank)
         ax.plot(p[cols], r[rows], "o", color=st.INK, ms=3.5, zorder=4)
         handles.append(Line2D([], [], ls="none", marker="o", color=st.INK, ms=3.5,
                               label="differs from closed form"))

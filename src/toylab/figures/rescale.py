@@ -51,6 +51,8 @@ def rescale_check(
       tms_loss: the autoencoder's loss, shape (scales,).
       n_test: the number of test examples (for the "changed" label).
 
+      A model that diverged has NaN everywhere: its panels say so instead of drawing.
+
     Returns:
       A figure with four axes.
 
@@ -79,21 +81,27 @@ def rescale_check(
     (acc_ax, cls_ax), (loss_ax, tms_ax) = fig.subplots(2, 2)
 
     # Classifier: accuracy, with the changed predictions written beside each point.
-    changed = np.asarray(predictions_changed, dtype=int)
-    acc_ax.plot(c, accuracy, color=st.POINT, marker="o", ms=3.5, lw=1.4)
     acc_ax.set_ylim(0.0, 1.05)
     acc_ax.set_ylabel("test accuracy", fontsize=st.LABEL_SIZE)
-    low, high = float(np.min(accuracy)), float(np.max(accuracy))
-    summary = (f"test accuracy {low:.3f} at every c" if low == high else f"test accuracy {low:.3f}–{high:.3f}")
-    summary += (f"\npredictions changed vs c = 1: 0 of {n_test} at every c" if not changed.any()
-                else f"\npredictions changed vs c = 1: up to {changed.max()} of {n_test}")
+    if np.isfinite(np.asarray(accuracy, dtype=float)).any():
+        changed = np.asarray(predictions_changed, dtype=int)
+        acc_ax.plot(c, accuracy, color=st.POINT, marker="o", ms=3.5, lw=1.4)
+        low, high = float(np.min(accuracy)), float(np.max(accuracy))
+        summary = (f"test accuracy {low:.3f} at every c" if low == high else f"test accuracy {low:.3f}–{high:.3f}")
+        summary += (f"\npredictions changed vs c = 1: 0 of {n_test} at every c" if not changed.any()
+                    else f"\npredictions changed vs c = 1: up to {changed.max()} of {n_test}")
+    else:
+        summary = "the classifier diverged: nothing to rescale"
     acc_ax.text(0.03, 0.06, summary, transform=acc_ax.transAxes, fontsize=st.NOTE_SIZE, color=st.INK)
     acc_ax.set_title("digits classifier, W_in → c·W_in: behaviour", fontsize=st.TITLE_SIZE)
     _measures_panel(cls_ax, c, classifier_measures, "measures of c·W_in (pixels as features)")
 
     # Autoencoder: the loss responds to the scale.
-    loss_ax.plot(c, tms_loss, color=st.series_colors(4)[3], marker="o", ms=3.5, lw=1.4)
-    loss_ax.set_yscale("log")
+    if _drawable(tms_loss):
+        loss_ax.plot(c, tms_loss, color=st.series_colors(4)[3], marker="o", ms=3.5, lw=1.4)
+        loss_ax.set_yscale("log")
+    else:
+        _diverged_note(loss_ax, "the autoencoder diverged (every seed): nothing to rescale")
     loss_ax.axvline(1.0, color=st.REFERENCE, lw=0.8, ls=":")
     loss_ax.text(1.05, 0.97, "trained (c = 1)", transform=loss_ax.get_xaxis_transform(), va="top",
                  fontsize=st.NOTE_SIZE, color=st.REFERENCE)
@@ -108,7 +116,22 @@ def rescale_check(
     return fig
 
 
+def _drawable(values) -> bool:
+    """Whether a log axis has anything to show: a finite value > 0."""
+    values = np.asarray(values, dtype=float)
+    return bool((np.isfinite(values) & (values > 0)).any())
+
+
+def _diverged_note(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=st.NOTE_SIZE,
+            color=st.INK, wrap=True)
+
+
 def _measures_panel(ax: Axes, c: np.ndarray, measures: Mapping[str, np.ndarray], title: str) -> None:
+    ax.set_title(title, fontsize=st.TITLE_SIZE)
+    if not _drawable(measures["features_per_dimension"]):
+        _diverged_note(ax, "diverged: no measures")
+        return
     colors = st.series_colors(3)
     for key, (label, k) in _MEASURES.items():
         ax.plot(c, measures[key], color=colors[k], marker="o", ms=3, lw=1.4, label=label)
@@ -119,5 +142,4 @@ def _measures_panel(ax: Axes, c: np.ndarray, measures: Mapping[str, np.ndarray],
     ax.plot(c, at_one * c**2, color=st.REFERENCE, lw=6, alpha=0.3, solid_capstyle="round",
             label="c² × value at c = 1", zorder=0)
     ax.set_yscale("log")
-    ax.set_title(title, fontsize=st.TITLE_SIZE)
     ax.legend(fontsize=st.NOTE_SIZE, frameon=False, loc="upper left")
