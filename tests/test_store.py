@@ -160,3 +160,143 @@ def test_a_store_read_back_as_a_train_result_equals_training_directly(tmp_path):
         assert (a["seed"], a["geometry"]) == (b["seed"], b["geometry"])
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
         assert a["feature_dimensionality"] == pytest.approx(b["feature_dimensionality"], rel=1e-6)
+
+
+# -- weight files checked against what was written -------------------------------------------
+
+
+def test_missing_or_damaged_weight_files_are_named_by_load_and_retrained_by_a_rerun(tmp_path):
+    from cli_json import result_of
+    from test_sweep import store_rows, write_spec
+
+    path, spec = tmp_path / "s.sqlite", write_spec(tmp_path, probabilities=(0.1, 0.5), steps=30)
+    sweeps.run(spec, store=path, chunk_size=2, progress=False)  # chunks: runs 1, 2 and runs 3, 4
+    before = store_rows(path)
+    folder = arrays_folder(path)
+    (folder / "run-00000001.safetensors").unlink()
+    overwritten = folder / "run-00000004.safetensors"
+    data = bytearray(overwritten.read_bytes())
+    data[-4:] = np.float32(0.5).tobytes()  # one weight changed: a valid file of the same size
+    overwritten.write_bytes(bytes(data))
+    truncated = folder / "run-00000003.safetensors"
+    intact = truncated.read_bytes()
+    truncated.write_bytes(intact[:100])
+
+    loaded = toylab.load(path)  # the tables need no weights
+    assert list(loaded.runs["status"]) == ["done"] * 4
+    for run, problem in ((1, "missing"), (3, f"damaged (100 bytes, {len(intact)} written)"),
+                         (4, "damaged (checksum mismatch)")):
+        with pytest.raises(StoreError) as info:
+            loaded.weights(run)
+        assert str(info.value) == (f"{path}: weight file run-{run:08d}.safetensors of run {run} is {problem}; "
+                                   "rerun the sweep to retrain it")
+    for read in (lambda: toylab.load(path, arrays=True), loaded.train_result):
+        with pytest.raises(StoreError, match=r"weight file run-00000001\.safetensors of run 1 is missing;"):
+            read()
+    truncated.write_bytes(intact)  # two damaged files left: one missing, one overwritten
+
+    result = runner.invoke(app, ["sweep", str(spec), "--store", str(path), "--chunk-size", "2", "--json"])
+    summary = result_of(result, "sweep")
+    assert (summary["repaired"], summary["trained"], summary["chunks"], summary["done"]) == (2, 2, 2, 4)
+    assert result.stderr.splitlines() == [
+        f"store {path}: 2 runs had missing or damaged weight files (run-00000001.safetensors: missing, "
+        "run-00000004.safetensors: damaged (checksum mismatch)); retraining them"]
+    assert store_rows(path) == before  # rows, checksums and weight files, byte for byte
+    assert toylab.load(path, arrays=True).arrays[4]["W"].shape == (2, 5)
+
+
+def test_a_store_of_schema_1_is_read_migrated_and_its_weight_files_checked(tmp_path):
+    from test_sweep import store_rows
+
+    path = tmp_path / "s.sqlite"
+    sweeps.run(SPEC, store=path, chunk_size=6, progress=False)
+    before = store_rows(path)
+    with sqlite3.connect(path) as db:  # as toylab before checksums wrote it
+        db.execute("ALTER TABLE runs DROP COLUMN arrays_size")
+        db.execute("ALTER TABLE runs DROP COLUMN arrays_sha256")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    assert set(toylab.load(path, arrays=True).arrays) == {1, 2, 3, 4, 5, 6}  # read without checksums
+    damaged = arrays_folder(path) / "run-00000002.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-8])
+    with pytest.raises(StoreError, match=r"weight file run-00000002\.safetensors of run 2 is damaged "
+                                         r"\(unreadable: .*\); rerun the sweep"):
+        toylab.load(path, arrays=True)
+
+    summary = sweeps.run(SPEC, store=path, chunk_size=6, progress=False)
+    assert (summary.repaired, summary.trained) == (1, 1)
+    # Migrated to schema 2, and the sound files got the size and checksum they were written with.
+    assert store_rows(path) == before
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+
+
+# -- refused before anything is written ------------------------------------------------------
+
+
+@pytest.mark.parametrize("where, needle", [
+    (lambda tmp: Path("/proc/x.sqlite"), "/proc/x.sqlite: cannot create a store there (/proc: No such file or directory)"),
+    (lambda tmp: (tmp / "notes").write_text("a file") and tmp / "notes" / "s.sqlite",
+     "notes/s.sqlite: cannot create a store there ({tmp}/notes: a file, not a folder)"),
+    (lambda tmp: (tmp / "s.sqlite-arrays").write_text("a file") and tmp / "s.sqlite",
+     "s.sqlite-arrays is a file, but the store {tmp}/s.sqlite keeps its weight files in a folder of that name"),
+    (lambda tmp: empty_store(tmp / "s.sqlite") and (tmp / "s.sqlite-arrays").write_text("a file") and tmp / "s.sqlite",
+     "s.sqlite-arrays is a file, but the store {tmp}/s.sqlite keeps its weight files in a folder of that name"),
+])
+def test_a_store_that_cannot_be_created_or_written_is_one_line_and_nothing_changes(tmp_path, where, needle):
+    path = where(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    result = runner.invoke(app, ["sweep", EXAMPLE, "--store", str(path)])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert needle.format(tmp=tmp_path) in lines[0]
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.fixture
+def unreachable_ray(monkeypatch):
+    """Ray whose init fails as it does, after ~27 s, for an address that answers TCP but is no Ray."""
+    import ray
+
+    def init(address=None, **_):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # the session's Ray, if a test started it
+    monkeypatch.setattr(ray, "init", init)
+
+
+def test_a_ray_that_cannot_be_reached_leaves_no_store_and_an_old_one_unchanged(tmp_path, unreachable_ray):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:  # answers TCP: check_ray_address passes
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        new = tmp_path / "runs" / "s.sqlite"
+        result = runner.invoke(app, ["sweep", EXAMPLE, "--store", str(new), "--backend", "ray", "--address", address])
+        assert result.exit_code == 2 and result.stderr.splitlines() == [
+            f"error: --address {address}: cannot start or reach Ray (ConnectionError: Failed to connect to Ray "
+            f"cluster at {address})"]
+        assert list(tmp_path.iterdir()) == []  # not even the folder runs/
+
+        old = empty_store(tmp_path / "old.sqlite")
+        before = old.read_bytes()
+        with pytest.raises(ConfigError, match="cannot start or reach Ray"):
+            sweeps.run(SPEC, store=old, backend="ray", address=address, progress=False)
+        assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.sqlite"]
+
+
+def test_a_backend_that_breaks_before_any_chunk_removes_the_store_it_created_only(tmp_path, monkeypatch):
+    from toylab.sweeps import runner as sweep_runner
+
+    def broken(jobs, **_):
+        raise ConfigError("the cluster went away")
+        yield
+
+    monkeypatch.setitem(sweep_runner.BACKENDS, "local", broken)
+    new = tmp_path / "runs" / "new.sqlite"
+    with pytest.raises(ConfigError, match="the cluster went away"):
+        sweeps.run(SPEC, store=new, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+    old = empty_store(tmp_path / "old.sqlite")
+    with pytest.raises(ConfigError, match="the cluster went away"):
+        sweeps.run(SPEC, store=old, progress=False)
+    assert len(toylab.load(old).runs) == 6  # a store this call did not create stays

@@ -7,21 +7,36 @@ writer)::
                                                  (``note.<name>``: JSON that sweeps keeps)
     specs        version, digest, spec, created  every spec the store has run (extends add one)
     runs         id, key, cell, task_params, config, train, seed, chunk, status, attempts,
-                 loss, metrics, diverged_step, error, arrays, spec_version
+                 loss, metrics, diverged_step, error, arrays, arrays_size, arrays_sha256,
+                 spec_version
     evaluations  run, step, trigger, flops, compute, wall_time, raw, elicited
 
 A run's status is ``pending`` → ``running`` → ``done`` | ``diverged`` | ``failed``. A chunk's
 runs finish in ONE transaction, after their weight files are on disk: a kill at any moment
 leaves each chunk either finished with its weights, or unfinished (and retrained on resume).
 
+The database records each weight file's size and SHA-256. A file deleted, truncated or
+overwritten after its run finished is found by :meth:`Store.weight_file_problems` (a sweep asks
+before it resumes) and its run goes back to ``pending`` (:meth:`Store.reset_runs`) to be
+trained again. Schema 1 (before checksums) is migrated when a sweep opens the store: the two
+columns are added empty, and each old file is parsed (a missing, truncated or garbled file is
+found; a changed number is not) and, when sound, gets its size and checksum recorded then.
+
 One writer: :meth:`Store.open` takes an exclusive ``flock`` on the database file for as long as
 the store is open, so a second sweep on the same store is refused instead of racing the first.
+A killed writer leaves nothing that blocks the next: the kernel drops its ``flock`` with the
+process, SQLite recovers the ``-wal`` it left (an unfinished transaction is discarded), and its
+half-written temporary files (a weight file, a store being created) are removed on the next open
+or create.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
+import glob
+import hashlib
 import json
 import os
 import sqlite3
@@ -33,13 +48,16 @@ from pathlib import Path
 from typing import Any
 
 from toylab.errors import StoreError
-from toylab.store.files import APPLICATION_ID, arrays_folder, check_store_file, write_arrays
+from toylab.store.files import (APPLICATION_ID, arrays_folder, check_creatable, check_store_file, weights_problem,
+                                write_arrays)
 
-__all__ = ["Store", "StoredRun", "RunOutcome", "SCHEMA_VERSION", "FORMAT", "connect_readonly"]
+__all__ = ["Store", "StoredRun", "RunOutcome", "SCHEMA_VERSION", "FORMAT", "UNFINISHED", "connect_readonly"]
 
 FORMAT = "toylab sweep store"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = ("1", "2")  # 1: no weight-file checksums; migrated to 2 by Store.open
 STATUSES = ("pending", "running", "done", "diverged", "failed")
+UNFINISHED = ("pending", "running", "failed")
 NOTE = "note."  # prefix of the meta keys that hold notes (Store.set_note)
 
 _SCHEMA = f"""
@@ -66,6 +84,8 @@ CREATE TABLE runs (
     diverged_step INTEGER,              -- first evaluation with a non-finite loss
     error         TEXT,                 -- why a run failed
     arrays        TEXT,                 -- weight file in PATH-arrays/ (done runs only)
+    arrays_size   INTEGER,              -- its size in bytes, as written
+    arrays_sha256 TEXT,                 -- SHA-256 of its bytes, hex, as written
     spec_version  INTEGER NOT NULL REFERENCES specs(version)
 );
 CREATE INDEX runs_by_chunk ON runs(chunk);
@@ -143,9 +163,9 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
         connection.close()
         raise StoreError(f"{path} is a damaged toylab store ({exc}); nothing in it was changed") from None
     connection.close()
-    if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
+    if meta.get("format") != FORMAT or meta.get("schema") not in READABLE_SCHEMAS:
         raise StoreError(f"{path} has format {meta.get('format')!r} schema {meta.get('schema')!r}; "
-                          f"this toylab reads {FORMAT!r} schema {SCHEMA_VERSION}")
+                          f"this toylab reads {FORMAT!r} schema {' or '.join(READABLE_SCHEMAS)}")
 
 
 class Store:
@@ -154,6 +174,8 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection, lock_fd: int):
         self.path = path
         self.arrays = arrays_folder(path)
+        self.created = False  # by this object's create(): discard() may remove it
+        self._made: list[Path] = []  # the folders create() made for it, innermost first
         self._db = connection
         self._lock_fd = lock_fd
 
@@ -165,46 +187,69 @@ class Store:
         """A new store at ``path`` holding ``spec`` and its ``runs`` (PlannedRun, chunk) pairs.
 
         Built under a temporary name and renamed into place, so a kill during creation leaves
-        no half-made store that a rerun would refuse as damaged.
+        no half-made store that a rerun would refuse as damaged (the temporary file it leaves
+        is removed by the next create). A store that cannot be created is refused in one line
+        and leaves nothing behind, not even the folders made for it.
         """
         path = Path(path)
-        check_store_file(path)
-        folder = arrays_folder(path)
-        if folder.exists() and any(folder.iterdir()):
-            raise StoreError(f"{folder} already holds files but {path} does not exist; move them "
-                              "away or give another --store")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".creating")
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the store from its group
+        check_creatable(path)
+        made = [parent for parent in path.absolute().parents if not parent.exists()]
+        tmp: str | None = None
+        fd = -1
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_abandoned_creations(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_CREATING)
+            # Held until the store is open: tells a later create that this file is not abandoned.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the store from its group
             connection = sqlite3.connect(tmp, isolation_level=None)
-            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            with _transaction(connection):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.executemany("INSERT INTO meta VALUES (?, ?)",
-                                       [("format", FORMAT), ("schema", str(SCHEMA_VERSION))])
-                _insert_spec_and_runs(connection, spec, digest, runs)
-            connection.close()
+            try:
+                connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                connection.execute("PRAGMA journal_mode = WAL")
+                with _transaction(connection):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
+                    connection.executemany("INSERT INTO meta VALUES (?, ?)",
+                                           [("format", FORMAT), ("schema", str(SCHEMA_VERSION))])
+                    _insert_spec_and_runs(connection, spec, digest, runs)
+            finally:
+                connection.close()
             if path.exists():  # created by someone else meanwhile: theirs wins, ours goes
                 raise StoreError(f"{path} appeared while this sweep was creating it; rerun")
             os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        folder.mkdir(exist_ok=True)
-        return cls.open(path)
+            tmp = None
+            arrays_folder(path).mkdir(exist_ok=True)
+            store = cls._opened(path, fd)
+            store.created, store._made = True, made
+            return store
+        except BaseException as exc:
+            if fd >= 0:
+                os.close(fd)
+            if tmp is not None:
+                _remove_database(Path(tmp))
+            for folder in made:  # innermost first; only the empty folders this call made
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if isinstance(exc, OSError):
+                raise StoreError(f"{path}: cannot create the store ({exc.strerror or exc})") from None
+            raise
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
-        """An existing store, checked (refused if foreign or damaged) and locked for writing."""
+        """An existing store, checked (refused if foreign or damaged) and locked for writing.
+
+        A store of schema 1 is migrated to schema 2 (see the module docstring).
+        """
         path = Path(path)
         check_store(path)
+        folder = arrays_folder(path)
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"{folder} is a file, but the store {path} keeps its weight files in a "
+                              "folder of that name; move the file away")
         lock_fd = os.open(path, os.O_RDONLY)
         try:
             # flock, not SQLite's fcntl locks: it lives as long as this fd, and a killed
@@ -213,20 +258,47 @@ class Store:
         except BlockingIOError:
             os.close(lock_fd)
             raise StoreError(f"{path} is being written by another sweep; wait for it to finish") from None
+        try:
+            return cls._opened(path, lock_fd)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    @classmethod
+    def _opened(cls, path: Path, lock_fd: int) -> Store:
+        """The store at ``path``, whose ``flock`` ``lock_fd`` holds: connected, migrated, tidied."""
         connection = sqlite3.connect(path, isolation_level=None)
-        connection.execute("PRAGMA journal_mode = WAL")
-        # NORMAL in WAL mode: a commit survives a killed process; a power cut may lose the
-        # last commits, which only means retraining those chunks.
-        connection.execute("PRAGMA synchronous = NORMAL")
-        folder = arrays_folder(path)
-        folder.mkdir(exist_ok=True)
-        for stale in folder.glob(".run-*"):  # a killed writer's half-written temporary file
-            stale.unlink()
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a commit survives a killed process; a power cut may lose the
+            # last commits, which only means retraining those chunks.
+            connection.execute("PRAGMA synchronous = NORMAL")
+            _migrate(connection)
+            for stale in arrays_folder(path).glob(".run-*"):  # a killed writer's half-written file
+                stale.unlink()
+        except BaseException:
+            connection.close()
+            raise
         return cls(path, connection, lock_fd)
 
     def close(self) -> None:
         self._db.close()
         os.close(self._lock_fd)  # after the connection: closing an fd drops its locks
+
+    def discard(self) -> None:
+        """Close and delete a store that :meth:`create` made here and nothing was written into
+        since: the database, its empty weight folder and the folders made for it.
+
+        For a command that failed after creating its store: it leaves nothing behind.
+        """
+        if not self.created:
+            raise StoreError(f"{self.path} was not created by this sweep; it is kept")
+        self._db.close()
+        _remove_database(self.path)  # still under the flock: no other sweep opens it meanwhile
+        os.close(self._lock_fd)
+        for folder in (self.arrays, *self._made):
+            with contextlib.suppress(OSError):  # not empty: someone put files there; they stay
+                folder.rmdir()
 
     def __enter__(self) -> Store:
         return self
@@ -254,10 +326,15 @@ class Store:
         return counts
 
     def unfinished_chunks(self) -> dict[int, list[StoredRun]]:
-        """Runs not done or diverged, by chunk. A ``running`` run belongs to a killed process."""
+        """Every run of each chunk that has a run not done or diverged, by chunk.
+
+        A chunk trains whole, whatever part of it is unfinished (its batch width is part of its
+        results); :attr:`StoredRun.status` says which runs need writing (:data:`UNFINISHED`).
+        A ``running`` run belongs to a killed process.
+        """
         rows = self._db.execute(
             "SELECT id, key, cell, task_params, config, train, seed, chunk, status FROM runs "
-            "WHERE status IN ('pending', 'running', 'failed') ORDER BY chunk, id")
+            f"WHERE chunk IN (SELECT chunk FROM runs WHERE status IN {UNFINISHED}) ORDER BY chunk, id")
         chunks: dict[int, list[StoredRun]] = {}
         for id_, key, cell, task_params, config, train, seed, chunk, status in rows:
             chunks.setdefault(chunk, []).append(StoredRun(
@@ -265,7 +342,39 @@ class Store:
                 seed, chunk, status))
         return chunks
 
+    def weight_file_problems(self) -> list[tuple[int, str, str]]:
+        """``(run, file name, problem)`` for each done run whose weight file is missing or is not
+        the file that was written (size, SHA-256); ``problem`` is e.g. ``"missing"`` or
+        ``"damaged (checksum mismatch)"``. Reads every done run's file.
+
+        A file of schema 1 (no checksum recorded) that is sound gets its size and checksum
+        recorded now, so that from here on it is checked like any other.
+        """
+        problems, recorded = [], []
+        rows = self._db.execute("SELECT id, arrays, arrays_size, arrays_sha256 FROM runs "
+                                "WHERE status = 'done' ORDER BY id").fetchall()
+        for run, name, size, sha256 in rows:
+            if (problem := weights_problem(self.arrays, name, size, sha256)) is not None:
+                problems.append((run, name, problem))
+            elif sha256 is None:
+                data = (self.arrays / name).read_bytes()
+                recorded.append((len(data), hashlib.sha256(data).hexdigest(), run))
+        if recorded:
+            with _transaction(self._db):
+                self._db.executemany("UPDATE runs SET arrays_size = ?, arrays_sha256 = ? WHERE id = ?", recorded)
+        return problems
+
     # -- writing -----------------------------------------------------------------------------
+
+    def reset_runs(self, runs: Iterable[int]) -> None:
+        """Make ``runs`` pending again, as if never trained: no evaluations, loss, metrics or
+        weight file (``attempts`` keeps counting). Their chunk trains again on the next sweep."""
+        ids = [(int(run),) for run in runs]
+        with _transaction(self._db):
+            self._db.executemany("DELETE FROM evaluations WHERE run = ?", ids)
+            self._db.executemany(
+                "UPDATE runs SET status = 'pending', loss = NULL, metrics = NULL, diverged_step = NULL, "
+                "error = NULL, arrays = NULL, arrays_size = NULL, arrays_sha256 = NULL WHERE id = ?", ids)
 
     def extend(self, spec: Mapping[str, Any], digest: str, runs: Iterable[tuple[Any, int]]) -> None:
         """Record ``spec`` as the store's latest and add its new ``(PlannedRun, chunk)`` pairs."""
@@ -290,7 +399,8 @@ class Store:
         """Write weight files, then mark the runs finished with their history in one transaction."""
         # 1. weights first: a kill after this leaves files of unfinished runs, which the
         #    retrain overwrites with the same bytes; never a finished run without its weights
-        names = {o.run: write_arrays(self.arrays, o.run, o.arrays) if o.arrays is not None else None
+        self.arrays.mkdir(exist_ok=True)
+        files = {o.run: write_arrays(self.arrays, o.run, o.arrays) if o.arrays is not None else None
                  for o in outcomes}
         # 2. one transaction for every run of the chunk
         with _transaction(self._db):
@@ -300,17 +410,57 @@ class Store:
                     "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(o.run, e["step"], e["trigger"], e["flops"], e["compute"], e["wall_time"],
                       _dumps(e["raw"]), _dumps(e["elicited"])) for e in o.evaluations])
+                file = files[o.run]
                 self._db.execute(
-                    "UPDATE runs SET status = ?, loss = ?, metrics = ?, diverged_step = ?, "
-                    "arrays = ?, error = NULL WHERE id = ?",
-                    (o.status, o.loss, None if o.metrics is None else _dumps(o.metrics),
-                     o.diverged_step, names[o.run], o.run))
+                    "UPDATE runs SET status = ?, loss = ?, metrics = ?, diverged_step = ?, arrays = ?, "
+                    "arrays_size = ?, arrays_sha256 = ?, error = NULL WHERE id = ?",
+                    (o.status, o.loss, None if o.metrics is None else _dumps(o.metrics), o.diverged_step,
+                     file and file.name, file and file.size, file and file.sha256, o.run))
 
     def fail_chunk(self, chunk: int, message: str) -> None:
         """Mark a chunk's unfinished runs failed; a later sweep on the store retries them."""
         with _transaction(self._db):
             self._db.execute("UPDATE runs SET status = 'failed', error = ? WHERE chunk = ? "
                              "AND status IN ('pending', 'running', 'failed')", (message, chunk))
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring an open store of an older schema to :data:`SCHEMA_VERSION`."""
+    (schema,) = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if schema == "1":
+        with _transaction(connection):
+            connection.execute("ALTER TABLE runs ADD COLUMN arrays_size INTEGER")
+            connection.execute("ALTER TABLE runs ADD COLUMN arrays_sha256 TEXT")
+            connection.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+
+_CREATING = ".creating"  # suffix of a store being built (Store.create)
+
+
+def _remove_abandoned_creations(path: Path) -> None:
+    """Remove the temporary files of creations of ``path`` whose process died (SIGKILL).
+
+    A living creator holds an ``flock`` on its file, so a file whose lock can be taken is
+    abandoned; SQLite's ``-wal``/``-shm`` beside it go with it.
+    """
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*{_CREATING}"):
+        try:
+            fd = os.open(candidate, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # another sweep is creating the same store right now
+        else:
+            _remove_database(candidate)
+        finally:
+            os.close(fd)
+
+
+def _remove_database(path: Path) -> None:
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        name.unlink(missing_ok=True)
 
 
 @contextmanager

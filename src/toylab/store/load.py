@@ -24,7 +24,7 @@ import numpy as np
 
 from toylab.errors import StoreError
 from toylab.store.db import NOTE, connect_readonly
-from toylab.store.files import arrays_folder, read_arrays
+from toylab.store.files import DamagedWeightFile, arrays_folder, read_arrays
 
 __all__ = ["load", "SweepData", "EVALUATION_FIELDS"]
 
@@ -42,7 +42,9 @@ class SweepData:
         each axis's value and ``<axis>_index`` (its position on the axis), ``seed``, ``chunk``,
         ``status``, ``attempts``, ``loss`` (final raw loss), each final metric (elicited ones
         as ``elicited_<name>``), ``diverged_step``, ``error``, ``best`` (this run is its grid
-        point's pick under the spec's selection), ``config``, ``task_params``, ``train``, ``key``.
+        point's pick under the spec's selection), ``config``, ``task_params``, ``train``, ``key``,
+        ``arrays_file`` (the weight file of a done run), ``arrays_size`` and ``arrays_sha256``
+        (its size and SHA-256 as written; missing in a store that predates them).
       evaluations: one row per evaluation: ``run``, ``step``, ``trigger``, ``flops``,
         ``compute``, ``wall_time``, ``loss``, each metric, and ``elicited_<name>``.
       arrays: run id → {name: array} for every done run, when loaded with ``arrays=True``.
@@ -58,9 +60,10 @@ class SweepData:
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # run id -> (weight file, status), so that weights() is a lookup, not a scan per call
-        index = {} if not len(self.runs) else dict(zip(
-            self.runs["run"], zip(self.runs["arrays_file"], self.runs["status"], strict=True), strict=True))
+        # run id -> (weight file, size, SHA-256, status): weights() is a lookup, not a scan per call
+        index = {} if not len(self.runs) else dict(zip(self.runs["run"], zip(
+            self.runs["arrays_file"], self.runs["arrays_size"], self.runs["arrays_sha256"], self.runs["status"],
+            strict=True), strict=True))
         object.__setattr__(self, "_index", index)
 
     def best(self):
@@ -68,15 +71,20 @@ class SweepData:
         return self.runs[self.runs["best"]].sort_values("cell").reset_index(drop=True)
 
     def weights(self, run: int) -> dict[str, np.ndarray]:
-        """The weights of one done run (read from its file unless already loaded)."""
+        """The weights of one done run (read from its file unless already loaded).
+
+        Raises:
+          StoreError: no such run, a run without weights, or a weight file that is missing or
+            is not the one the sweep wrote (the message names it; rerunning the sweep retrains it).
+        """
         if self.arrays is not None and run in self.arrays:
             return self.arrays[run]
         if run not in self._index:
             raise StoreError(f"no run {run} in {self.path}")
-        name, status = self._index[run]
+        name, size, sha256, status = self._index[run]
         if not isinstance(name, str):
             raise StoreError(f"run {run} has no weights (status {status})")
-        return read_arrays(arrays_folder(self.path), name)
+        return _read_weights(self.path, run, name, size, sha256)
 
     def stack(self, name: str, runs: Iterable[int]) -> np.ndarray:
         """Array ``name`` of each of ``runs``, stacked: shape ``(len(runs), ...)``."""
@@ -91,7 +99,8 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
       arrays: also read the weights of every done run into :attr:`SweepData.arrays`.
 
     Raises:
-      StoreError: no such file, or a file that is not a toylab store.
+      StoreError: no such file, a file that is not a toylab store, or (``arrays=True``) a weight
+        file that is missing or damaged (named in the message).
     """
     import pandas as pd  # only readers pay for pandas
 
@@ -100,9 +109,11 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
     try:
         spec = json.loads(connection.execute(
             "SELECT spec FROM specs ORDER BY version DESC LIMIT 1").fetchone()[0])
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+        checksums = "arrays_size, arrays_sha256" if "arrays_sha256" in columns else "NULL, NULL"  # schema 1
         run_rows = connection.execute(
             "SELECT id, key, cell, task_params, config, train, seed, chunk, status, attempts, "
-            "loss, metrics, diverged_step, error, arrays FROM runs ORDER BY id").fetchall()
+            f"loss, metrics, diverged_step, error, arrays, {checksums} FROM runs ORDER BY id").fetchall()
         eval_rows = connection.execute(
             "SELECT run, step, trigger, flops, compute, wall_time, raw, elicited FROM evaluations "
             "ORDER BY run, step").fetchall()
@@ -118,7 +129,7 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
                  for _, values in axes]
     records = []
     for (id_, key, cell, task_params, config, train, seed, chunk, status, attempts, loss,
-         metrics, diverged_step, error, arrays_file) in run_rows:
+         metrics, diverged_step, error, arrays_file, arrays_size, arrays_sha256) in run_rows:
         point = json.loads(cell)
         record = {"run": id_, "cell": cells.get(cell, -1)}
         for (name, _), position in zip(axes, positions, strict=True):
@@ -128,12 +139,13 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
         record.update({k: _hashable(v) for k, v in json.loads(metrics or "{}").items()})
         record.update(diverged_step=diverged_step, error=error, config=json.loads(config),
                       task_params=json.loads(task_params), train=json.loads(train), key=key,
-                      arrays_file=arrays_file)
+                      arrays_file=arrays_file, arrays_size=arrays_size, arrays_sha256=arrays_sha256)
         records.append(record)
     runs = pd.DataFrame.from_records(records)
     if len(runs):
         runs["loss"] = runs["loss"].astype(float)
         runs["diverged_step"] = runs["diverged_step"].astype("Int64")
+        runs["arrays_size"] = runs["arrays_size"].astype("Int64")
         runs["best"] = _best(runs, **spec["select"])
 
     evaluations = pd.DataFrame.from_records([
@@ -144,10 +156,19 @@ def load(path: str | Path, *, arrays: bool = False) -> SweepData:
 
     weights = None
     if arrays:
-        folder = arrays_folder(path)
-        weights = {int(r["run"]): read_arrays(folder, r["arrays_file"])
+        weights = {r["run"]: _read_weights(path, r["run"], r["arrays_file"], r["arrays_size"], r["arrays_sha256"])
                    for r in records if r["status"] == "done"}
     return SweepData(path=path, spec=spec, runs=runs, evaluations=evaluations, arrays=weights, notes=notes)
+
+
+def _read_weights(path: Path, run: int, name: str, size: Any, sha256: Any) -> dict[str, np.ndarray]:
+    try:
+        # Unrecorded (schema 1) values come as None, or pandas' NA from a DataFrame.
+        return read_arrays(arrays_folder(path), name, int(size) if isinstance(size, int | np.integer) else None,
+                           sha256 if isinstance(sha256, str) else None)
+    except DamagedWeightFile as exc:
+        raise StoreError(f"{path}: weight file {name} of run {run} is {exc.problem}; rerun the sweep "
+                          "to retrain it") from None
 
 
 def _cell_text(point: dict[str, Any]) -> str:

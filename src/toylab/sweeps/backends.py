@@ -2,23 +2,27 @@
 
 A backend takes chunk jobs and yields ``(job, outcomes)`` as chunks finish, or
 ``(job, ChunkFailure)`` for a chunk that could not be trained. It never touches the store: the
-coordinator that iterates over it is the only writer.
+coordinator that iterates over it is the only writer. :func:`connected` makes a backend ready
+(Ray: connects) before the coordinator writes anything, so that a cluster that cannot be
+reached leaves no store behind.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from toylab.errors import ConfigError
 from toylab.store.db import RunOutcome
 from toylab.sweeps.worker import ChunkJob, train_chunk
 from toylab.train.config import TrainConfig
 
-__all__ = ["ChunkFailure", "BACKENDS", "local", "ray"]
+__all__ = ["ChunkFailure", "BACKENDS", "local", "ray", "connected", "check_ray_address"]
 
 Started = Callable[[ChunkJob], None]
 Training = Callable[[ChunkJob, float], None]
@@ -66,19 +70,7 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
     ray_module = _import_ray()
     owns_connection = not ray_module.is_initialized()
     if owns_connection:
-        try:
-            with warnings.catch_warnings():
-                # A local Ray starts its node processes (GCS, raylet) with subprocess's
-                # fork + exec, whose preexec_fn only masks SIGINT and sets the parent-death
-                # signal before exec: no Python of this process runs on in a child, so JAX's
-                # warning about os.fork in a multithreaded process does not apply. The
-                # workers that run JAX are fresh processes that the raylet starts.
-                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-                ray_module.init(address=address, include_dashboard=False, logging_level="ERROR",
-                                log_to_driver=False)
-        except Exception as exc:
-            raise ConfigError(f"--address {address or '(local)'}: cannot start or reach Ray "
-                              f"({_one_line(exc)})") from None
+        _init_ray(ray_module, address)
     try:
         # Ray's own retries are off: this loop counts every attempt, a crashed worker (a
         # system error) and an exception in the chunk alike, and gives up after max_attempts.
@@ -107,6 +99,44 @@ def ray(jobs: Iterable[ChunkJob], *, started: Started, address: str | None = Non
     finally:
         if owns_connection:
             ray_module.shutdown()
+
+
+@contextlib.contextmanager
+def connected(backend: str, address: str | None = None) -> Iterator[None]:
+    """``backend`` ready to train: for Ray, connected (``ray.init``) on entry, unless this
+    process is connected already, and disconnected on exit if connected here.
+
+    Raises:
+      ConfigError: Ray is not installed, or cannot be started or reached at ``address``.
+    """
+    if backend != "ray":
+        yield
+        return
+    ray_module = _import_ray()
+    if ray_module.is_initialized():
+        yield
+        return
+    _init_ray(ray_module, address)
+    try:
+        yield
+    finally:
+        ray_module.shutdown()
+
+
+def _init_ray(ray_module: Any, address: str | None) -> None:
+    try:
+        with warnings.catch_warnings():
+            # A local Ray starts its node processes (GCS, raylet) with subprocess's fork +
+            # exec, whose preexec_fn only masks SIGINT and sets the parent-death signal before
+            # exec: no Python of this process runs on in a child, so JAX's warning about
+            # os.fork in a multithreaded process does not apply. The workers that run JAX are
+            # fresh processes that the raylet starts.
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            ray_module.init(address=address, include_dashboard=False, logging_level="ERROR",
+                            log_to_driver=False)
+    except Exception as exc:
+        raise ConfigError(f"--address {address or '(local)'}: cannot start or reach Ray "
+                          f"({_one_line(exc)})") from None
 
 
 def check_ray_address(address: str | None) -> None:

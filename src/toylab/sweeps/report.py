@@ -31,7 +31,8 @@ def tables(report: dict[str, Any]) -> list[Any]:
         table.add_column(column, justify="right")
     for cell in report["best"]:
         table.add_row(*(str(cell[a]) for a in axes), str(cell["seed"]), f"{cell[metric]:.4g}")
+    repaired = f", {report['repaired']} of them for a missing or damaged weight file" if report["repaired"] else ""
     counts = (f"{report['done']} done, {report['diverged']} diverged, {report['failed']} failed of "
-              f"{report['runs']} runs ({report['trained']} trained now in {report['seconds']:.1f} s); "
+              f"{report['runs']} runs ({report['trained']} trained now{repaired} in {report['seconds']:.1f} s); "
               f"store: {report['store']}")
     return [table, counts]

@@ -3,12 +3,17 @@
 Algorithm:
 
 1. expand the spec into runs (grid points × seed indices), each identified by a hash;
-2. open the store: a new path gets every run, packed into chunks (``toylab.sweeps.chunks``);
-   a store of the same spec is resumed; a store of another spec is refused, or with
-   ``extend`` gets the runs it lacks in new chunks;
-3. every chunk with a run not ``done`` or ``diverged`` is trained again, whole (``running``
-   runs belong to a killed process, ``failed`` ones get another chance);
-4. each finished chunk is written, weights first, then its rows in one transaction.
+2. open the store, still reading only: a new path gets every run, packed into chunks
+   (``toylab.sweeps.chunks``); a store of the same spec is resumed; a store of another spec is
+   refused, or with ``extend`` gets the runs it lacks in new chunks; every done run's weight
+   file is checked against the size and SHA-256 recorded when it was written;
+3. connect the backend (Ray), then write: create or extend the store, and set the runs whose
+   weight file is missing or damaged back to pending. A refused spec or an unreachable
+   cluster leaves the store as it was, or no store;
+4. every chunk with a run not ``done`` or ``diverged`` is trained again, whole (``running``
+   runs belong to a killed process, ``failed`` ones get another chance), and only its
+   unfinished runs are written;
+5. each finished chunk is written, weights first, then its rows in one transaction.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from toylab.errors import ConfigError, Interrupted, StoreError
-from toylab.store.db import Store
-from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address
+from toylab.store.db import UNFINISHED, Store
+from toylab.store.files import check_creatable
+from toylab.sweeps.backends import BACKENDS, ChunkFailure, check_ray_address, connected
 from toylab.sweeps.chunks import auto_chunk_size, plan_chunks
 from toylab.sweeps.load import TASK_FILE_NOTE, task_file_note
 from toylab.sweeps.registry import TaskFile
@@ -49,6 +55,7 @@ class SweepSummary:
     failed: int
     unfinished: int  # pending or running: only after an interruption
     added: int  # runs this call added to the store
+    repaired: int  # done runs whose weight file was missing or damaged: set back and retrained
     trained: int  # runs this call finished (done or diverged)
     chunks: int  # chunks this call trained
     seconds: float
@@ -93,10 +100,15 @@ def run(
     Returns:
       A :class:`SweepSummary`. Read results with :func:`toylab.load`.
 
+    A done run whose weight file is missing or is not the file written (its size or SHA-256
+    differ) is trained again, and one line on stderr names the files.
+
     Raises:
-      ConfigError: a bad spec or option.
-      StoreError: a foreign or damaged store, or a store of another spec without ``extend``
-        (nothing in the store is changed then).
+      ConfigError: a bad spec or option, or a Ray cluster that cannot be reached (before any
+        store is created or changed).
+      StoreError: a foreign or damaged store, a store of another spec without ``extend``
+        (nothing in the store is changed then), or a store that cannot be created at ``store``
+        (nothing is left behind).
       Interrupted: Ctrl-C while chunks train; the message names the store, which keeps every
         finished chunk and resumes when called again.
     """
@@ -115,47 +127,85 @@ def run(
     path = Path(store)
     planned = spec.runs()
 
-    # -- 2. open or create the store, reconcile its spec with this one ----------------------
+    # -- 2. open the store or make sure one can be created; read, write nothing --------------
+    db: Store | None = None
+    damaged: list[tuple[int, str, str]] = []
     if path.exists():
         db = Store.open(path)
         try:
-            added = _reconcile(db, spec, planned, extend=extend, chunk_size=chunk_size)
+            new_runs = _reconcile(db, spec, planned, extend=extend, chunk_size=chunk_size)
+            damaged = db.weight_file_problems()
+            counts = db.status_counts()
         except BaseException:
             db.close()
             raise
+        work = bool(new_runs or damaged or sum(counts[status] for status in UNFINISHED))
     else:
-        db = Store.create(path, spec.canonical(), spec.digest,
-                          plan_chunks(planned, _chunk_sizer(spec, chunk_size)))
-        added = len(planned)
+        check_creatable(path)
+        new_runs = plan_chunks(planned, _chunk_sizer(spec, chunk_size))
+        work = bool(new_runs)
 
-    # -- 3./4. train unfinished chunks, write each as it finishes ---------------------------
-    with db, _resumable(path):
-        if isinstance(spec.task_factory, TaskFile):  # so that toylab.load can find it again
-            db.set_note(TASK_FILE_NOTE, task_file_note(spec.task_factory, path))
-        jobs = [make_job(chunk, runs, task=spec.task, seed=spec.seed, factory=spec.task_factory)
-                for chunk, runs in db.unfinished_chunks().items()]
-        counts = db.status_counts()
-        total, finished_before = sum(counts.values()), counts["done"] + counts["diverged"]
-        failures: list[str] = []
-        with _SweepProgress(total, finished_before, len(jobs), enabled=progress) as bar:
-            results = BACKENDS[backend](jobs, started=lambda job: db.mark_running(job.chunk),
-                                        training=bar.training, address=address,
-                                        max_attempts=max_attempts)
-            for job, outcome in results:
-                if isinstance(outcome, ChunkFailure):
-                    db.fail_chunk(job.chunk, outcome.message)
-                    failures.append(outcome.message)
-                else:
-                    db.finish_chunk(outcome)
-                bar.advance(job.size)
-        counts = db.status_counts()
+    # -- 3. the backend first, then the writes ---------------------------------------------
+    trained_any = False
+    try:
+        with connected(backend if work else "local", address):
+            if db is None:
+                db = Store.create(path, spec.canonical(), spec.digest, new_runs)
+                added = len(new_runs)
+            else:
+                added = 0
+                if new_runs is not None:
+                    db.extend(spec.canonical(), spec.digest, new_runs)
+                    added = len(new_runs)
+                if damaged:
+                    db.reset_runs(run for run, _, _ in damaged)
+                    files = ", ".join(f"{name}: {problem}" for _, name, problem in damaged[:3])
+                    print(f"store {path}: {len(damaged)} runs had missing or damaged weight files "
+                          f"({files}{', ...' if len(damaged) > 3 else ''}); retraining them", file=sys.stderr)
+
+            # -- 4./5. train unfinished chunks, write each as it finishes -------------------
+            with _resumable(path):
+                if isinstance(spec.task_factory, TaskFile):  # so that toylab.load can find it again
+                    db.set_note(TASK_FILE_NOTE, task_file_note(spec.task_factory, path))
+                chunks = db.unfinished_chunks()
+                todo = {chunk: {r.id for r in runs if r.status in UNFINISHED} for chunk, runs in chunks.items()}
+                jobs = [make_job(chunk, runs, task=spec.task, seed=spec.seed, factory=spec.task_factory)
+                        for chunk, runs in chunks.items()]
+                counts = db.status_counts()
+                total, finished_before = sum(counts.values()), counts["done"] + counts["diverged"]
+                failures: list[str] = []
+                with _SweepProgress(total, finished_before, len(jobs), enabled=progress) as bar:
+                    results = BACKENDS[backend](
+                        jobs, started=lambda job: db.mark_running(job.chunk), address=address,
+                        training=lambda job, fraction: bar.training(len(todo[job.chunk]), fraction),
+                        max_attempts=max_attempts)
+                    for job, outcome in results:
+                        trained_any = True
+                        if isinstance(outcome, ChunkFailure):
+                            db.fail_chunk(job.chunk, outcome.message)
+                            failures.append(outcome.message)
+                        else:
+                            # The chunk trained whole; its runs that were finished stay as they are.
+                            db.finish_chunk([o for o in outcome if o.run in todo[job.chunk]])
+                        bar.advance(len(todo[job.chunk]))
+                counts = db.status_counts()
+    except Exception as exc:
+        # A store this call created and never wrote a result into goes: the command failed
+        # (a backend that broke before its first chunk), and a refused command leaves nothing.
+        # Ctrl-C is no failure: its message names the store, which the same command resumes.
+        if db is not None and db.created and not trained_any and not isinstance(exc, Interrupted):
+            db.discard()
+            db = None
+        raise
+    finally:
+        if db is not None:
+            db.close()
     return SweepSummary(
         store=str(path), digest=spec.digest, backend=backend, runs=sum(counts.values()),
         done=counts["done"], diverged=counts["diverged"], failed=counts["failed"],
-        unfinished=counts["pending"] + counts["running"], added=added,
+        unfinished=counts["pending"] + counts["running"], added=added, repaired=len(damaged),
         trained=counts["done"] + counts["diverged"] - finished_before,
         chunks=len(jobs), seconds=time.perf_counter() - tic, failures=failures)
-
 
 
 @contextlib.contextmanager
@@ -170,11 +220,12 @@ def _resumable(path: Path):
                           "to resume") from None
 
 def _reconcile(db: Store, spec: SweepSpec, planned: list[PlannedRun], *, extend: bool,
-               chunk_size: int | None) -> int:
-    """Make the store hold ``spec``'s runs; returns how many runs were added."""
+               chunk_size: int | None) -> list[tuple[PlannedRun, int]] | None:
+    """What the store lacks of ``spec``: None when it holds this spec, else the ``(run, chunk)``
+    pairs ``extend`` adds (perhaps none). Reads only."""
     held, digest = db.latest_spec()
     if digest == spec.digest:
-        return 0
+        return None
     wanted = spec.canonical()
     changes = "; ".join(spec_changes(held, wanted)[:3]) or "spec"
     if not extend:
@@ -185,8 +236,7 @@ def _reconcile(db: Store, spec: SweepSpec, planned: list[PlannedRun], *, extend:
                           f"would change the runs in {db.path}; use a new store")
     known = db.run_keys()
     new = [run for run in planned if run.key not in known]
-    db.extend(wanted, spec.digest, plan_chunks(new, _chunk_sizer(spec, chunk_size), db.next_chunk()))
-    return len(new)
+    return plan_chunks(new, _chunk_sizer(spec, chunk_size), db.next_chunk())
 
 
 def _chunk_sizer(spec: SweepSpec, chunk_size: int | None):
@@ -216,10 +266,10 @@ class _SweepProgress:
         self._progress.start()
         return self
 
-    def training(self, job, fraction: float) -> None:
-        """The chunk in training is ``fraction`` done: its runs count that much (a chunk of
-        hundreds of runs would otherwise hold the bar still until it ends)."""
-        self._progress.update(self._task, completed=self._finished + fraction * job.size)
+    def training(self, runs: int, fraction: float) -> None:
+        """The chunk in training, which finishes ``runs`` runs, is ``fraction`` done: they count
+        that much (a chunk of hundreds of runs would otherwise hold the bar still until it ends)."""
+        self._progress.update(self._task, completed=self._finished + fraction * runs)
 
     def advance(self, runs: int) -> None:
         self._finished += runs
