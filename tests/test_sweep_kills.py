@@ -1,8 +1,8 @@
 """SIGKILL a sweep at 20 moments, resume after each: the store ends as an uninterrupted sweep's.
 
 Each kill needs a new process, and a process that imports toylab.sweeps (JAX) spends ~5 s of
-CPU on imports before it does anything (2 busy cores), so 20 such victims and their resumes
-cannot fit in a minute. Most victims are therefore ``replay`` coordinators
+CPU on imports before it does anything (2 busy cores): with every victim a real sweep, this
+test passes too, but takes 130 s. Most victims are therefore ``replay`` coordinators
 (tests/killable_sweep.py): the runner's store calls, in its order, with a real sweep's
 outcomes standing in for training, in a process that imports only toylab.store (~0.5 s). In
 two of the four rounds the victim aimed at a chunk in training is a real ``toylab.sweeps.run``
