@@ -124,6 +124,7 @@ def test_measure_picks_one_matrix_of_a_stack_by_index(tmp_path):
         assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_reproduce_intro_trains_into_its_default_store_and_reads_it_back(tmp_path, monkeypatch):
     from toylab.experiments import intro, tms
     from toylab.io import json_safe

@@ -37,6 +37,7 @@ def test_superposition_trains_to_the_same_weights_as_before_the_contract_widened
     _close(result.history("loss", elicited=True), "superposition/elicited_loss")
 
 
+@pytest.mark.slow
 def test_lowrank_and_the_classifier_train_as_before_with_their_batches_owned_by_the_task():
     # lowrank now draws its entries inside the loss from the step's key (no sample), and the
     # classifier reads digits as shared data instead of compiled constants: same numbers.

@@ -134,6 +134,7 @@ def test_run_folder_weights_measure_like_the_summary(tmp_path, result):
         summary["features_per_dimension_invariant"][k], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_rescale_check_cli_json(tmp_path):
     # The fixture's scales and seed count: the compiled programs are reused.
     result = runner.invoke(app, ["rescale-check", "--scales", ",".join(map(str, SCALES)), "--steps", "50",

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from killable_sweep import kind_of
 from test_sweep import store_rows, write_spec
@@ -126,6 +127,7 @@ def landing(events: list[str]) -> str:
         kind_of(last), "after the sweep ended" if last == "finished" else last)
 
 
+@pytest.mark.slow
 def test_sigkill_at_20_moments_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     tic = time.perf_counter()
     spec = write_spec(tmp_path, probabilities=(0.05, 0.2, 0.5, 1.0), steps=50)

@@ -15,7 +15,8 @@ from toylab.tasks import superposition
 SPEC = dict(task="superposition", task_params={"n_features": 5, "n_hidden": 2},
             axes={"feature_probability": [0.05, 0.2, 0.5, 1.0]}, seeds=2,
             train={"steps": 200, "batch_size": 64, "elicit_steps": 5})
-pytestmark = pytest.mark.usefixtures("local_ray")  # one Ray for the session: see conftest
+# One Ray for the session (see conftest); starting it and its workers makes these slow.
+pytestmark = [pytest.mark.usefixtures("local_ray"), pytest.mark.slow]
 
 
 def test_ray_gives_the_same_results_as_local(tmp_path):
