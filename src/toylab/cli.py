@@ -194,15 +194,46 @@ class Floats(tuple):
     """A comma-separated list of numbers, read when the flags are parsed."""
 
 
+class Ints(tuple):
+    """A comma-separated list of integers, read when the flags are parsed."""
+
+
+def _items(text: str, kind: str) -> list[str]:
+    parts = [part.strip() for part in text.split(",")]
+    # "0.1,,0.2" or a trailing comma is a typo; dropping the empty item would train a config less.
+    if "" in parts:
+        raise typer.BadParameter(f"{text!r}: an empty item in the list; expected {kind}")
+    return parts
+
+
 def _floats(text: str) -> Floats:
+    expected = "a number or a comma-separated list of numbers"
+    parts = _items(text, expected)
     try:
-        return Floats(float(part) for part in text.split(",") if part.strip())
+        return Floats(float(part) for part in parts)
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected a number or a comma-separated list of numbers") from None
+        raise typer.BadParameter(f"{text!r}: expected {expected}") from None
+
+
+def _ints(text: str) -> Ints:
+    expected = "an integer or a comma-separated list of integers"
+    values = []
+    for part in _items(text, expected):
+        try:
+            values.append(int(part))
+        except ValueError:
+            # int("1.5") fails, where int(1.5) would quietly train rank 1.
+            raise typer.BadParameter(f"{part!r} in {text!r}: expected {expected}" if part != text
+                                     else f"{text!r}: expected {expected}") from None
+    return Ints(values)
 
 
 def _numbers(help: str) -> Any:
     return typer.Option(parser=_floats, metavar="X[,Y,...]", help=help)
+
+
+def _integers(help: str) -> Any:
+    return typer.Option(parser=_ints, metavar="K[,L,...]", help=help)
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout (see toylab --help)")]
@@ -266,7 +297,7 @@ def tms(
 @app.command()
 def scurve(
     d: Annotated[int, typer.Option("--d", help="target and model are d × d")] = 100,
-    rank: Annotated[Floats, _numbers("target rank; a comma-separated list sweeps ranks")] = "1",
+    rank: Annotated[Ints, _integers("target rank; a comma-separated list sweeps ranks")] = "1",
     singular_values: Annotated[Floats | None, _numbers(
         "e.g. 3,2,1: the target's singular values (their count is the rank)")] = None,
     components: Annotated[int, typer.Option(help="N: Z is a product of N matrices")] = 2,
@@ -293,7 +324,7 @@ def scurve(
 
     target = prepare_run_folder(out, "scurve", overwrite=overwrite)
     result = study.run(
-        d=d, rank=[int(k) for k in rank], singular_values=singular_values, components=components, width=width,
+        d=d, rank=list(rank), singular_values=singular_values, components=components, width=width,
         loss=loss.value, optimizer=optimizer.value, lr=lr, steps=steps, init_scale=init_scale, init=init.value,
         weight_decay=weight_decay, entries_per_step=batch, seeds=seeds, seed=seed, eval_every=eval_every)
     summary = study.summarize(result, time_axis=time_axis.value)

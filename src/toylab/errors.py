@@ -46,10 +46,12 @@ class Interrupted(ToylabError):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "value"
     message = error["msg"]
     # Pydantic prefixes custom ValueErrors raised in validators; the prefix is noise to a user.
     message = message.removeprefix("Value error, ")
+    if not error["loc"] and error["type"] == "value_error":
+        return message  # a whole-model check: its message names the values; the input is all of them
+    where = ".".join(str(part) for part in error["loc"]) or "value"
     if "input" in error and error["type"] not in {"missing"}:
         return f"{where}={error['input']!r}: {message}"
     return f"{where}: {message}"

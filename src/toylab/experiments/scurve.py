@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -94,13 +95,26 @@ def run(
         spectra = singular_values if np.ndim(singular_values[0]) else [singular_values]
         targets = [{"singular_values": [float(s) for s in spectrum]} for spectrum in spectra]
     else:
-        targets = [{"rank": int(k)} for k in ([rank] if np.ndim(rank) == 0 else rank)]
+        targets = [{"rank": _rank(k)} for k in ([rank] if np.ndim(rank) == 0 else rank)]
     configs = [{**t, "init_scale": float(eps)} for t in targets for eps in scales]
+    if eval_every is None and isinstance(steps, int) and not isinstance(steps, bool):
+        eval_every = max(1, steps // MIN_EVALUATIONS)
+    elif isinstance(eval_every, int) and eval_every < 1:
+        raise ConfigError(f"eval_every={eval_every}: expected at least 1 step between evaluations")
     config = validated(
         TrainConfig, steps=steps, lr=lr, weight_decay=weight_decay,
         optimizer="sgd" if optimizer in ("gd", "sgd") else optimizer, elicit_steps=0,
-        eval_every_steps=eval_every or max(1, steps // MIN_EVALUATIONS))
+        eval_every_steps=eval_every)
     return train(task, configs, seeds=seeds, seed=seed, config=config, progress=progress)
+
+
+def _rank(k: Any) -> int:
+    # int(1.5) would train rank 1 without a word; a float that is a whole number (2.0) is fine.
+    whole = (isinstance(k, (int, np.integer)) and not isinstance(k, bool)) or (
+        isinstance(k, (float, np.floating)) and math.isfinite(k) and float(k).is_integer())
+    if not whole:
+        raise ConfigError(f"rank={k!r}: expected a whole number of target modes")
+    return int(k)
 
 
 def theory_applies(result: TrainResult) -> bool:

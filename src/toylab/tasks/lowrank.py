@@ -61,6 +61,7 @@ from jaxtyping import Array, Float
 from toylab.errors import ConfigError, validated
 from toylab.metrics import lowrank as lowrank_metrics
 from toylab.tasks.base import Task
+from toylab.tasks.memory import require_memory
 
 __all__ = ["lowrank", "LowRankSpec", "LOSSES", "target_matrix"]
 
@@ -80,6 +81,13 @@ class LowRankSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     init: Literal["random", "aligned"] = "random"
     entries_per_step: int | None = pydantic.Field(None, ge=1)  # None = full-batch gradient
 
+    @pydantic.field_validator("d", "components", "width", "entries_per_step", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # pydantic reads True as 1
+            raise ValueError("expected an integer, not a boolean")
+        return value
+
     @pydantic.model_validator(mode="after")
     def _aligned_fits(self) -> LowRankSpec:
         if self.init == "aligned" and (self.width or self.d) > self.d:
@@ -87,10 +95,18 @@ class LowRankSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
         return self
 
 
+# Training runs in float32: targets, losses and initial products must be normal float32 numbers.
+# Python floats, so that comparing a larger number with them does not cast it to float32.
+_FLOAT32_MAX, _FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
+# A singular value below this fraction of the largest is indistinguishable from 0 in the
+# target's SVD (float64 rounding of a product of orthogonal matrices): hyper() zeroes it.
+_RELATIVE_ZERO = 1e-9
+
+
 class _Instance(pydantic.BaseModel, frozen=True, extra="forbid"):
     rank: int | None = pydantic.Field(None, ge=1)
     singular_values: list[float] | None = None
-    init_scale: float = pydantic.Field(1e-3, gt=0)
+    init_scale: float = pydantic.Field(1e-3, gt=0, allow_inf_nan=False)
     target_seed: int = pydantic.Field(0, ge=0)
     target: Any = None  # an explicit d × d matrix (array-like)
 
@@ -112,23 +128,59 @@ def target_matrix(d: int, loss: str, config: Mapping[str, Any]) -> np.ndarray:
     if instance.target is not None:
         if instance.rank is not None or instance.singular_values is not None:
             raise ConfigError("give either target or rank/singular_values, not both")
-        target = np.asarray(instance.target, dtype=np.float64)
+        try:
+            target = np.asarray(instance.target, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"target of type {type(instance.target).__name__}: expected a d × d matrix "
+                              f"of numbers, d = {d}") from None
         if target.shape != (d, d):
             raise ConfigError(f"target has shape {target.shape}, expected (d, d) = ({d}, {d})")
         if not np.isfinite(target).all():
             raise ConfigError("target contains NaN or inf")
         if loss == "ce-prob":
             _check_distribution(target)
+        else:
+            largest = float(np.max(np.abs(target)))
+            if largest < _FLOAT32_TINY:
+                raise ConfigError(f"target's largest entry is {largest:g}: a target must have an entry of at "
+                                  f"least float32's smallest normal number ({_FLOAT32_TINY:.2g}); "
+                                  "below it the float32 target is 0 and there is nothing to learn")
+            _check_scale(loss, "target", largest, _frobenius(target.ravel()))
         return target
     s = _singular_values(d, instance)
     rng = np.random.default_rng(instance.target_seed)
     if loss == "ce-prob":
-        # Non-negative rank-k factors keep every entry ≥ 0; normalised, a distribution.
+        # Non-negative rank-k factors keep every entry ≥ 0; normalised, a distribution. The
+        # normalisation makes the target independent of the scale of s: dividing s by its
+        # largest value first is exact, and keeps s = 1e308 from overflowing the sum.
         a, b = np.abs(rng.standard_normal((2, d, s.size)))
-        target = (a * s) @ b.T
+        target = (a * (s / s.max())) @ b.T
         return target / target.sum()
+    if instance.singular_values is not None:
+        # |C_ij| ≤ s_max and ‖C‖_F = ‖s‖: checked before the target is built.
+        label = f"singular_values={instance.singular_values}"
+        if s.min() < _FLOAT32_TINY:
+            raise ConfigError(f"{label}: {s.min():g} is below float32's smallest normal number "
+                              f"({_FLOAT32_TINY:.2g}), the precision training runs in; it would read as 0")
+        _check_scale(loss, label, float(s.max()), _frobenius(s))
     U, V = _orthogonal(rng, d), _orthogonal(rng, d)
     return (U[:, : s.size] * s) @ V[:, : s.size].T
+
+
+def _frobenius(values: np.ndarray) -> float:
+    """‖values‖₂ in float64 without overflow of the squares (inf only when the norm is)."""
+    largest = float(np.max(np.abs(values)))
+    return 0.0 if largest == 0 else largest * float(np.linalg.norm(values / largest))
+
+
+def _check_scale(loss: str, label: str, largest_entry: float, norm: float) -> None:
+    """The target must be finite in float32, where training runs; for mse also its loss ½‖C‖²."""
+    if loss == "mse" and 0.5 * norm * norm > _FLOAT32_MAX:
+        raise ConfigError(f"{label}: the mse loss at Z = 0, ½‖C‖² = {0.5 * norm * norm:.3g}, is beyond "
+                          f"float32's largest number ({_FLOAT32_MAX:.3g}), the precision training runs in")
+    if largest_entry > _FLOAT32_MAX:
+        raise ConfigError(f"{label}: target entries reach {largest_entry:.3g}, beyond float32's largest "
+                          f"number ({_FLOAT32_MAX:.3g}), the precision training runs in")
 
 
 def _singular_values(d: int, instance: _Instance) -> np.ndarray:
@@ -138,6 +190,9 @@ def _singular_values(d: int, instance: _Instance) -> np.ndarray:
             raise ConfigError(f"rank={instance.rank} but {s.size} singular values were given")
         if not (s.size and np.all(np.isfinite(s)) and np.all(s > 0)):
             raise ConfigError(f"singular_values={s.tolist()}: need at least one, all finite and > 0")
+        if s.min() < _RELATIVE_ZERO * s.max():
+            raise ConfigError(f"singular_values={s.tolist()}: {s.min():g} is below {_RELATIVE_ZERO:g} × the "
+                              f"largest ({s.max():g}); the target's SVD cannot tell it from 0")
     else:
         rank = instance.rank or 1
         s = np.sort(np.random.default_rng(instance.target_seed).uniform(1.0, 4.0, rank))[::-1]
@@ -175,9 +230,16 @@ def lowrank(
                      init=init, entries_per_step=entries_per_step)
     d, n_components, loss = spec.d, spec.components, spec.loss
     inner = spec.width or d
+    # Checked before any d × d array exists: an instance's target is built on the host in
+    # float64 with about ten d × d temporaries (two random orthogonal factors with their QR,
+    # the target, its SVD), and one model holds its factors and their gradients in float32.
+    factors = d * inner * 2 + inner * inner * (n_components - 2)
+    require_memory(10 * 8 * d * d + 2 * 4 * factors, what=f"d={d}, width={inner}, components={n_components}: "
+                   "one target and one model's factors", fix="use a smaller d or width")
 
     def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
         target = target_matrix(d, loss, config)
+        _check_init_scale(validated(_Instance, **config).init_scale, n_components)
         U, s, Vt = np.linalg.svd(target)
         s[s < 1e-9 * max(s[0], 1e-300)] = 0.0
         out = {
@@ -270,6 +332,20 @@ def lowrank(
         elicit_mask=None,
         exact_loss=exact_loss,
     )
+
+
+def _check_init_scale(eps: float, components: int) -> None:
+    """The initial product F_1⋯F_N has scale ε^N: it must be a normal float32 number.
+
+    Below float32's smallest normal number the product and the gradients (ε^(N−1)) are 0 or
+    lose their precision, and training never leaves the start; above the largest they are
+    infinite.
+    """
+    log_product = components * np.log10(eps)
+    if not np.log10(_FLOAT32_TINY) <= log_product <= np.log10(_FLOAT32_MAX):
+        raise ConfigError(f"init_scale={eps!r} with components={components}: the initial product has scale "
+                          f"ε^{components} = 1e{log_product:+.0f}, outside float32's range "
+                          f"({_FLOAT32_TINY:.2g} to {_FLOAT32_MAX:.2g}), the precision training runs in")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ from jaxtyping import Array, Float
 from toylab import metrics
 from toylab.errors import ConfigError, validated
 from toylab.tasks.base import Task
+from toylab.tasks.memory import require_memory
 
 __all__ = ["superposition", "SuperpositionSpec", "importance_weights"]
 
@@ -59,6 +60,14 @@ class SuperpositionSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     correlated_groups: int = pydantic.Field(0, ge=0)  # groups whose members are on together
     anticorrelated_groups: int = pydantic.Field(0, ge=0)  # groups with at most one member on
     group_size: int = pydantic.Field(2, ge=2)  # members per (anti)correlated group
+
+    @pydantic.field_validator("n_features", "n_hidden", "correlated_groups", "anticorrelated_groups",
+                              "group_size", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # pydantic reads True as 1
+            raise ValueError("expected an integer, not a boolean")
+        return value
 
     @pydantic.model_validator(mode="after")
     def _groups_fit(self) -> SuperpositionSpec:
@@ -76,30 +85,52 @@ class _Instance(pydantic.BaseModel, frozen=True, extra="forbid"):
     importance: float | list[float] = 1.0
 
 
+# Training runs in float32: a larger importance weight is infinite there, and so is the loss.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def importance_weights(importance: float | Sequence[float], n_features: int) -> np.ndarray:
     """Per-feature importance ``I``: a ratio ``r`` gives ``I_i = r^i``; a list is taken as is.
+
+    Raises:
+      ConfigError: a ratio that is not a finite number > 0, a list of the wrong length or with
+        a negative or non-finite weight, or weights beyond float32 (``r^i`` for large ``i``).
 
     >>> importance_weights(0.5, 3).tolist()
     [1.0, 0.5, 0.25]
     """
-    if isinstance(importance, (int, float)):
-        if not importance > 0:
-            raise ConfigError(f"importance={importance!r}: the ratio r in I_i = r^i must be > 0")
-        return np.asarray(float(importance)) ** np.arange(n_features, dtype=np.float64)
-    weights = np.asarray(importance, dtype=np.float64)
+    if isinstance(importance, (int, float, np.integer, np.floating)) and not isinstance(importance, bool):
+        r = float(importance)
+        if not (r > 0 and np.isfinite(r)):
+            raise ConfigError(f"importance={importance!r}: the ratio r in I_i = r^i must be a finite number > 0")
+        # The largest weight, r^0 = 1 or r^(n−1), checked in logs before n weights are computed.
+        if (n_features - 1) * np.log(r) > np.log(_FLOAT32_MAX):
+            raise ConfigError(f"importance={importance!r}: I_i = r^i reaches {r:g}^{n_features - 1}, beyond "
+                              f"float32's largest number ({_FLOAT32_MAX:.3g}), the precision training runs in")
+        return np.float64(r) ** np.arange(n_features, dtype=np.float64)
+    try:
+        weights = np.asarray(importance, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"importance={importance!r}: expected a ratio r or n_features={n_features} "
+                          "numbers") from None
     if weights.shape != (n_features,):
         raise ConfigError(
             f"importance has {weights.size} values, expected n_features={n_features} "
             "(or one ratio r for I_i = r^i)"
         )
-    if not np.all(np.isfinite(weights) & (weights >= 0)):
-        raise ConfigError(f"importance={weights.tolist()}: weights must be finite and ≥ 0")
+    if not np.all(np.isfinite(weights) & (weights >= 0) & (weights <= _FLOAT32_MAX)):
+        bad = float(weights[~(np.isfinite(weights) & (weights >= 0) & (weights <= _FLOAT32_MAX))][0])
+        raise ConfigError(f"importance={weights.tolist()}: weight {bad!r} is not a finite number in "
+                          f"[0, {_FLOAT32_MAX:.3g}] (float32, the precision training runs in)")
     return weights
 
 
 def _feature_probability(value: float | Sequence[float], n_features: int) -> np.ndarray:
-    probability = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_features,)).copy() \
-        if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+    if np.ndim(value) == 0:
+        # One value for every feature: checked once, then spread (no n-sized temporaries).
+        _feature_probability([value], 1)
+        return np.full(n_features, value, dtype=np.float64)
+    probability = np.asarray(value, dtype=np.float64)
     if probability.shape != (n_features,):
         raise ConfigError(
             f"feature_probability has {probability.size} values, expected 1 or "
@@ -143,6 +174,12 @@ def superposition(
         group_size=group_size,
     )
     n, m, g = spec.n_features, spec.n_hidden, spec.group_size
+    # Checked before anything of size n is built (the group layout, each instance's settings):
+    # one model's weights and their gradient (float32), and its per-feature settings with the
+    # float64 temporaries that compute them.
+    weights = m * n * (1 if spec.tied else 2) + n
+    require_memory(2 * 4 * weights + 48 * n, what=f"n_features={n} × n_hidden={m}: one model's weights, "
+                   "gradients and per-feature settings", fix="use fewer features or hidden dimensions")
     layout = _GroupLayout.build(spec)
 
     def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -31,13 +31,14 @@ import optax
 
 from toylab.errors import ConfigError, TaskError
 from toylab.tasks.base import PyTree, Task, bind_data
+from toylab.tasks.memory import available_bytes, describe_bytes, require_memory
 from toylab.train.config import TrainConfig
 from toylab.train.optim import make_optimizer
 from toylab.train.progress import LazyProgress, StepCallback
 from toylab.train.schedule import EvalPoint, next_evaluation
 
 __all__ = ["Instance", "Evaluation", "TrainResult", "Population", "train", "initial_params",
-           "evaluation_shapes", "parameter_shapes", "batch_shapes"]
+           "evaluation_shapes", "parameter_shapes", "batch_shapes", "memory_needed", "MAX_SEED"]
 
 # Sub-streams of an instance's key; fixed so that adding one never shifts another.
 _INIT, _DATA, _EVAL, _ELICIT, _STATE = range(5)
@@ -46,6 +47,8 @@ _METRIC_KEY = 2**31 - 1
 # Wall time one compiled segment aims for: short enough for a live progress bar and for
 # time-interval evaluations to fire on time, long enough that dispatch costs nothing.
 _SEGMENT_SECONDS = 0.5
+# The base seed reaches the compiled key derivation as a 32-bit integer (JAX's with x64 off).
+MAX_SEED = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,14 +176,31 @@ def train(
     Returns:
       A :class:`TrainResult`; instance ``i`` is config ``i // len(seeds)``, seed ``i % len(seeds)``.
     """
+    config = config or TrainConfig()
+    seeds = _seed_indices(seeds, seed)
+    if not configs or not seeds:
+        raise ConfigError(f"nothing to train: {len(configs)} configs × {len(seeds)} seeds")
+    # Before anything is allocated: a typo in a size or a seed count fails here, in one line,
+    # instead of after minutes of swapping, in a MemoryError or the out-of-memory killer.
+    needed = memory_needed(task, configs[0], config, instances=len(configs) * len(seeds))
+    _require_device_memory(needed, len(configs) * len(seeds))
     # Fresh data every step makes random-number generation the largest cost of a small model.
     # Threefry's non-partitionable layout draws the same quality of bits 2× faster on CPU
     # (measured: 0.16 s vs 0.33 s for 1000 × 1024 × 20 uniforms); its only advantage, sharding
     # one draw across devices, is unused here. Fixed here so results never depend on the
     # caller's global setting.
-    with jax.threefry_partitionable(False):
-        return _train(task, configs, seeds=seeds, seed=seed, config=config or TrainConfig(),
-                      progress=progress, on_evaluation=on_evaluation)
+    try:
+        with jax.threefry_partitionable(False):
+            return _train(task, configs, seeds=seeds, seed=seed, config=config,
+                          progress=progress, on_evaluation=on_evaluation)
+    except (MemoryError, jax.errors.JaxRuntimeError) as exc:
+        # The estimate is a lower bound (activations, XLA's scratch space are not in it): a
+        # run that passed it can still run out, and should fail as one line too.
+        if isinstance(exc, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" not in str(exc):
+            raise
+        raise ConfigError(f"out of memory training {len(configs) * len(seeds)} instances (estimated at least "
+                          f"{describe_bytes(needed)}): use fewer seeds or configs, a smaller batch, or a "
+                          "sweep, which trains in chunks sized to memory") from None
 
 
 def initial_params(
@@ -191,6 +211,11 @@ def initial_params(
     For comparing trained weights with their init, or integrating gradient flow from the same
     starting point as a discrete run (:func:`toylab.train.gradient_flow`).
     """
+    seeds = _seed_indices(seeds, seed)
+    if configs:
+        hyper = task.hyper(configs[0])
+        params = _nbytes(_parameter_shapes(task, hyper))
+        _require_device_memory((params + _nbytes(hyper)) * len(configs) * len(seeds), len(configs) * len(seeds))
     with jax.threefry_partitionable(False):
         _, hyper, keys = _instances(task, configs, seeds, seed)
         return jax.device_get(_init(task, hyper, keys, task.data)[0])
@@ -213,24 +238,89 @@ def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: Train
 
 def parameter_shapes(task: Task, config: Mapping[str, Any]) -> PyTree:
     """One instance's parameters as ``jax.ShapeDtypeStruct`` leaves, traced on shapes only."""
-    bound = bind_data(task, task.data)
-    return jax.eval_shape(bound.init, jax.random.key(0), task.hyper(config))
+    return _parameter_shapes(task, task.hyper(config))
 
 
 def batch_shapes(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None) -> PyTree:
     """One instance's training batch as ``jax.ShapeDtypeStruct`` leaves; ``()`` for a task that
     draws its own (no ``sample``). Traced on shapes only."""
+    return _batch_shapes(task, task.hyper(config), train_config or TrainConfig())
+
+
+def memory_needed(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None, *,
+                  instances: int = 1) -> int:
+    """Bytes that training ``instances`` instances like ``config`` in one call holds at least.
+
+    Per instance: its parameters and their gradients, the optimizer's state, one training
+    batch and the hyperparameters (with elicitation on, also the fine-tuned copy and its
+    gradients); once: the task's shared ``data``. Shapes come from ``jax.eval_shape``, so
+    nothing is allocated but the one instance's hyperparameters. A lower bound: activations
+    and XLA's scratch space come on top, so a run above it cannot fit, one below it may not.
+    """
     train_config = train_config or TrainConfig()
+    hyper = task.hyper(config)
+    params = _parameter_shapes(task, hyper)
+    optimizer = _optimizer(task, train_config)
+    opt_state = jax.eval_shape(lambda p, h: optimizer(h).init(p), params, hyper)
+    batch = _batch_shapes(task, hyper, train_config)
+    copies = 4 if train_config.elicit_steps else 2
+    per_instance = copies * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) + _nbytes(hyper)
+    return instances * per_instance + _nbytes(task.data)
+
+
+def _nbytes(tree: PyTree) -> int:
+    return sum(int(np.prod(np.shape(leaf), dtype=np.float64)) * np.dtype(leaf.dtype).itemsize
+               for leaf in jax.tree.leaves(tree) if hasattr(leaf, "dtype"))
+
+
+def _require_device_memory(needed: int, instances: int) -> None:
+    """Refuse a run whose estimate exceeds the memory its arrays live in (host or accelerator)."""
+    stats = jax.local_devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        available, where = stats["bytes_limit"] - stats.get("bytes_in_use", 0), f"the {jax.default_backend().upper()}"
+    else:
+        available, where = available_bytes(), "this machine"
+    require_memory(needed, what=f"{instances} instances" if instances != 1 else "1 instance", where=where,
+                   available=available,
+                   fix="use fewer seeds or configs, a smaller batch, or a sweep, which trains in chunks sized to "
+                       "memory (parameters, gradients, optimizer state, one batch)")
+
+
+def _parameter_shapes(task: Task, hyper: PyTree) -> PyTree:
+    bound = bind_data(task, task.data)
+    return jax.eval_shape(bound.init, jax.random.key(0), hyper)
+
+
+def _batch_shapes(task: Task, hyper: PyTree, train_config: TrainConfig) -> PyTree:
     if task.sample is None:
         return ()
     bound = bind_data(task, task.data)
     return jax.eval_shape(lambda k, h: bound.sample(k, h, _batch_size(task, train_config)),
-                          jax.random.key(0), task.hyper(config))
+                          jax.random.key(0), hyper)
+
+
+def _seed_indices(seeds: int | Iterable[int], seed: int) -> list[int]:
+    """The seed indices ``seeds`` names, after checking them and the base ``seed``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -MAX_SEED - 1 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed={seed!r}: expected an integer from {-MAX_SEED - 1} to {MAX_SEED} "
+                          "(JAX draws from 32-bit seeds)")
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"seeds={seeds}: need at least 1 seed per config")
+        return list(range(seeds))
+    try:
+        indices = list(seeds)
+    except TypeError:
+        raise ConfigError(f"seeds={seeds!r}: expected a count ≥ 1 or a list of seed indices") from None
+    bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < 2**32]
+    if bad:
+        raise ConfigError(f"seeds: seed index {bad[0]!r} is not an integer from 0 to {2**32 - 1}")
+    return [int(i) for i in indices]
 
 
 def _instances(task, configs, seeds, seed):
     """Instances (config-major), their stacked hyperparameters, and their keys."""
-    seed_indices = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    seed_indices = _seed_indices(seeds, seed)
     if not configs or not seed_indices:
         raise ConfigError(f"nothing to train: {len(configs)} configs × {len(seed_indices)} seeds")
     instances = [Instance(dict(c), s) for c in configs for s in seed_indices]
