@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import jax.numpy as jnp
 import numpy as np
@@ -33,7 +33,8 @@ from rich.table import Table
 
 from toylab.errors import ConfigError
 from toylab.metrics.summary import measure
-from toylab.metrics.superposition import as_weight_matrix
+from toylab.metrics.superposition import checked_weight_matrix
+from toylab.tasks.memory import describe_bytes, require_memory
 
 __all__ = ["SUFFIXES", "load_array", "load_weight_matrix", "pick_matrix", "measure_file", "measure_tables"]
 
@@ -92,8 +93,8 @@ def load_array(path: str | Path, *, array: str | None = None) -> np.ndarray:
 
 def load_weight_matrix(
     path: str | Path, *, array: str | None = None, feature_axis: int = 1
-) -> Float[Array, "... d_hidden n_features"]:
-    """:func:`load_array`, then the checks of :func:`~toylab.metrics.as_weight_matrix`.
+) -> np.ndarray:
+    """:func:`load_array`, then the checks of :func:`~toylab.metrics.checked_weight_matrix`.
 
     Args:
       path: a ``.npy``, ``.npz`` or ``.safetensors`` file.
@@ -101,7 +102,9 @@ def load_weight_matrix(
       feature_axis: 1 when the stored matrix has features as columns, 0 as rows.
 
     Returns:
-      A float JAX array with features on the last axis, ready for :mod:`toylab.metrics`.
+      A float numpy array with features on the last axis, in the file's precision (float64
+      stays float64: JAX with x64 off would make ``1e200`` infinite), ready for
+      :func:`toylab.metrics.measure` and, within float32's range, every other metric.
 
     Raises:
       ConfigError: anything :func:`load_array` refuses, and arrays with fewer than 2 axes or
@@ -110,7 +113,7 @@ def load_weight_matrix(
     values = load_array(path, array=array)
     label = f"{path}[{array}]" if array is not None else str(path)
     try:
-        return as_weight_matrix(values, feature_axis=feature_axis)
+        return checked_weight_matrix(values, feature_axis=feature_axis)
     except ConfigError as exc:
         raise ConfigError(f"{label}: {exc}") from None
 
@@ -189,13 +192,18 @@ def measure_tables(result: dict[str, Any]) -> list[Table]:
     scale-invariant counterpart and how both move under ``W → cW``, then one row per feature."""
     power = {0: "unchanged", 1: "× c", 2: "× c²", -2: "× c⁻²"}
     scaling = result["scaling"]
+    beyond = result.get("out_of_float64_range", {})
 
-    def number(name: str) -> str:
-        value = result[name]
-        return "∞" if value is None else f"{value:.4g}"
+    def number(name: str, value: float | None = None, *, scalar: bool = True) -> str:
+        value = result[name] if scalar else value
+        if value is None:
+            return "beyond float64" if name in beyond else "∞"
+        return f"{value:.4g}"
 
+    # A value float64 cannot hold is shown as such, and explained under the table.
+    notes = "; ".join(f"{name}: {why}" for name, why in beyond.items())
     table = Table(title=f"{result['label']}: {result['n_features']} features in {result['d_hidden']} dimensions "
-                        "(under W → cW)")
+                        "(under W → cW)", caption=notes or None)
     for column in ("measure", "value", "W → cW", "scale-invariant counterpart", "value ", "W → cW "):
         table.add_column(column, justify="right" if "value" in column else "left")
     for name, invariant in (("features_per_dimension", "features_per_dimension_invariant"),
@@ -211,11 +219,34 @@ def measure_tables(result: dict[str, Any]) -> list[Table]:
         features.add_column(column, justify="right")
     for i in range(result["n_features"]):
         features.add_row(
-            str(i), *(f"{result[name][i]:.4g}" for name in (
+            str(i), *(number(name, result[name][i], scalar=False) for name in (
                 "feature_norms", "feature_norms_relative", "feature_dimensionality", "interference",
                 "interference_relative")),
             "yes" if result["represented"][i] else "no")
     return [table, features]
+
+
+def _check_npy_header(file: BinaryIO, label: str, size: int) -> None:
+    """Read a .npy header (at ``file``'s position) and refuse, before any data is read, an
+    array that the ``size`` bytes after it cannot hold or that cannot fit in memory."""
+    start = file.tell()
+    try:
+        version = np.lib.format.read_magic(file)
+        # Version 3.0 differs from 2.0 only in the header's text encoding (utf-8, not latin-1).
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(file)
+    except (ValueError, SyntaxError, EOFError, OSError) as exc:
+        raise ConfigError(f"{label}: not a .npy array (unreadable header: {_one_line(exc)})") from None
+    if dtype.hasobject:
+        raise ConfigError(_pickle_refusal(label))
+    claimed = math.prod(shape) * dtype.itemsize
+    held = size - (file.tell() - start)
+    if claimed > held:
+        raise ConfigError(f"{label}: its header claims shape {shape} of {dtype} ({describe_bytes(claimed)}), "
+                          f"but the file holds {describe_bytes(max(held, 0))} of data: truncated or damaged")
+    require_memory(claimed, what=f"{label}: an array of shape {shape} of {dtype}",
+                   fix="measure a smaller array, or one matrix of the stack saved on its own")
 
 
 def _read_npy(path: Path, head: bytes) -> np.ndarray:
@@ -223,6 +254,8 @@ def _read_npy(path: Path, head: bytes) -> np.ndarray:
         raise ConfigError(f"{path}: is a Python pickle, not a .npy array; {_NEVER_UNPICKLE}")
     if not head.startswith(_NPY_MAGIC):
         raise ConfigError(f"{path}: not a .npy array file (it starts with {head[:6]!r}, not {_NPY_MAGIC!r})")
+    with path.open("rb") as file:
+        _check_npy_header(file, str(path), path.stat().st_size)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -248,6 +281,12 @@ def _read_npz(path: Path, head: bytes) -> dict[str, Any]:
 
     def reader(name: str):
         def read() -> np.ndarray:
+            label = f"{path}[{name}]"
+            try:
+                with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as member:
+                    _check_npy_header(member, label, archive.getinfo(f"{name}.npy").file_size)
+            except (OSError, zipfile.BadZipFile, RuntimeError) as exc:  # RuntimeError: encrypted
+                raise ConfigError(f"{label}: unreadable: {_one_line(exc)}") from None
             try:
                 with np.load(path, allow_pickle=False) as archive:
                     values = archive[name]

@@ -24,6 +24,7 @@ from toylab.metrics.summary import SCALING, measure
 from toylab.metrics.superposition import (
     REPRESENTED_THRESHOLD,
     as_weight_matrix,
+    checked_weight_matrix,
     dimensions_per_feature,
     dimensions_per_feature_invariant,
     feature_dimensionality,
@@ -40,6 +41,7 @@ __all__ = [
     # superposition: jittable, batched over leading axes
     "REPRESENTED_THRESHOLD",
     "as_weight_matrix",
+    "checked_weight_matrix",
     "features_per_dimension",
     "dimensions_per_feature",
     "feature_scale",

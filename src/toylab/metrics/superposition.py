@@ -35,6 +35,7 @@ from toylab.errors import ConfigError
 __all__ = [
     "REPRESENTED_THRESHOLD",
     "as_weight_matrix",
+    "checked_weight_matrix",
     "features_per_dimension",
     "dimensions_per_feature",
     "feature_scale",
@@ -58,6 +59,8 @@ REPRESENTED_THRESHOLD = 0.25
 # A column whose squared norm is below this fraction of the largest one is treated as exactly
 # zero: its direction is float noise (relative norm 1e-6 ≈ float32 resolution).
 _ZERO_RELATIVE_SQ_NORM = 1e-12
+
+_FLOAT32 = np.finfo(np.float32)
 
 # Below this absolute norm a feature is never represented, whatever the other norms are: it
 # stops a matrix of all-but-zero columns from calling its largest noise column "represented".
@@ -98,7 +101,34 @@ def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidde
         decoder's ``weight``, shape ``(n_features, d_hidden)``).
 
     Returns:
-      A floating JAX array of shape ``(..., d_hidden, n_features)``.
+      A floating JAX array of shape ``(..., d_hidden, n_features)``: float32 unless
+      ``jax_enable_x64`` is on.
+
+    Raises:
+      ConfigError (a ``ValueError``): anything :func:`checked_weight_matrix` refuses, and a
+        float64 matrix whose largest entry lies outside float32's normal range (about 1.2e-38
+        to 3.4e38) while x64 is off: JAX would silently make it infinite, or zero. Measure
+        ``W / max|W|`` instead (the scale-invariant measures do not change), or use
+        :func:`toylab.metrics.measure`, which normalises first.
+
+    Example:
+      >>> as_weight_matrix([[1, 0, -1]]).shape
+      (1, 3)
+      >>> as_weight_matrix([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], feature_axis=0).tolist()
+      [[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]
+    """
+    array = checked_weight_matrix(w, feature_axis)
+    _check_float32_range(array)
+    # float64 stays float64 only when jax_enable_x64 is on; JAX otherwise converts it to float32.
+    return jnp.asarray(array)
+
+
+def checked_weight_matrix(w: Any, feature_axis: int = 1) -> np.ndarray:
+    """:func:`as_weight_matrix`'s checks on the host: a numpy float array in the input's precision.
+
+    Float64 stays float64 (JAX would truncate it to float32 with x64 off); integers and
+    half precision become float32. For code that must see every float64 value as it is,
+    e.g. :func:`toylab.metrics.measure`, which normalises before JAX sees the matrix.
 
     Raises:
       ConfigError (a ``ValueError``): fewer than 2 dimensions, an empty axis, a non-numeric or
@@ -106,10 +136,8 @@ def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidde
         ``feature_axis`` not 0 or 1.
 
     Example:
-      >>> as_weight_matrix([[1, 0, -1]]).shape
-      (1, 3)
-      >>> as_weight_matrix([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], feature_axis=0).tolist()
-      [[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]
+      >>> checked_weight_matrix([[1e300, 0.0]]).dtype
+      dtype('float64')
     """
     _check_feature_axis(feature_axis)
     if isinstance(w, jax.core.Tracer):
@@ -144,8 +172,23 @@ def as_weight_matrix(w: Any, feature_axis: int = 1) -> Float[Array, "... d_hidde
         )
     if feature_axis == 0:
         array = np.swapaxes(array, -1, -2)
-    # float64 stays float64 only when jax_enable_x64 is on; JAX otherwise converts it to float32.
-    return jnp.asarray(array)
+    return array
+
+
+def _check_float32_range(array: np.ndarray) -> None:
+    """Refuse float64 matrices that JAX (x64 off) would turn infinite or zero in float32."""
+    if array.dtype != np.float64 or jax.config.jax_enable_x64 or array.ndim < 2 or not array.size:
+        return
+    largest = np.max(np.abs(array), axis=(-2, -1))  # per matrix of a stack
+    bad = (largest > float(_FLOAT32.max)) | ((largest > 0) & (largest < float(_FLOAT32.tiny)))
+    if bad.any():
+        value = float(largest[bad].flat[0])
+        raise ConfigError(
+            f"weight matrix of shape {array.shape} has max|W| = {value:.3g}, outside float32's normal range "
+            f"({float(_FLOAT32.tiny):.2g} to {float(_FLOAT32.max):.2g}), in which JAX computes with x64 off: "
+            "divide W by max|W| (the scale-invariant measures do not change), or use toylab.metrics.measure, "
+            "which does"
+        )
 
 
 @_jit_on_floats
@@ -485,6 +528,10 @@ def _features_last(W: Any, feature_axis: int) -> Float[Array, "... d_hidden n_fe
     _check_feature_axis(feature_axis)
     if hasattr(W, "detach"):  # a PyTorch tensor; jnp.asarray refuses one that requires grad
         W = _torch_to_numpy(W)
+    if isinstance(W, (np.ndarray, list, tuple)):  # host values: float64 ones must fit float32
+        W = np.asarray(W)
+        if W.dtype == np.float64:
+            _check_float32_range(W)
     w = _as_float(W)
     return jnp.swapaxes(w, -1, -2) if feature_axis == 0 else w
 
