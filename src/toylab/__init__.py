@@ -9,8 +9,6 @@ The public API in one place::
 
 import importlib
 
-from toylab.errors import ConfigError
-
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "Evaluation", "Population", "Task", "TrainConfig", "TrainResult", "load",
@@ -19,7 +17,10 @@ __all__ = ["ConfigError", "Evaluation", "Population", "Task", "TrainConfig", "Tr
 # Where each public name lives. They load on first use, not with `import toylab`: these modules
 # import JAX (and load: pandas), which costs seconds that `toylab --help` or a mistyped flag
 # should not pay.
-_LAZY = {"metrics": ("toylab.metrics", None), "Task": ("toylab.tasks", "Task"),
+# ConfigError too: toylab.errors imports pydantic, a few tenths of a second before `python -m toylab`
+# reaches the code that answers Ctrl-C (toylab.__main__).
+_LAZY = {"ConfigError": ("toylab.errors", "ConfigError"),
+         "metrics": ("toylab.metrics", None), "Task": ("toylab.tasks", "Task"),
          "superposition": ("toylab.tasks", "superposition"), "Evaluation": ("toylab.train", "Evaluation"),
          "TrainConfig": ("toylab.train", "TrainConfig"), "TrainResult": ("toylab.train", "TrainResult"),
          "train": ("toylab.train", "train"), "Population": ("toylab.train", "Population"),
