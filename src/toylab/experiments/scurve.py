@@ -92,6 +92,8 @@ def run(
     if target is not None:
         targets = [{"target": np.asarray(target).tolist()}]
     elif singular_values is not None:
+        if not len(singular_values):
+            raise ConfigError("singular_values=[]: need at least one (their count is the rank)")
         spectra = singular_values if np.ndim(singular_values[0]) else [singular_values]
         targets = [{"singular_values": [float(s) for s in spectrum]} for spectrum in spectra]
     else:
