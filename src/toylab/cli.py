@@ -44,11 +44,14 @@ nothing on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,6 +95,7 @@ class _Toylab(TyperGroup):
             code = exc.exit_code
         except ClickException as exc:
             hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+            _name_the_value(exc)
             # typer words a bad choice "Value error, 'x' is not one of ...": the prefix is noise.
             message = exc.format_message().replace("Value error, ", "")
             code = _say(f"error: {message}{hint}", exc.exit_code)
@@ -101,6 +105,42 @@ class _Toylab(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _name_the_value(exc: ClickException) -> None:
+    """Put the rejected text into a bad flag's message: typer checks flag types with pydantic,
+    whose message ("Input should be a valid integer") does not say what was typed."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if not (callable(errors) and hasattr(exc, "message")):
+        return
+    try:
+        typed = errors()[0]["input"]
+    except (LookupError, TypeError):
+        return
+    if repr(typed) not in exc.message:
+        exc.message = f"{typed!r}: {exc.message}"
+
+
+@contextlib.contextmanager
+def _loading():
+    """Import a command's modules with Ctrl-C held until they have loaded, then answer it.
+
+    A KeyboardInterrupt raised while jaxlib's extension module initialises crashes the
+    process (SIGSEGV, measured: 2 of 4 interrupts sent as jaxlib's library was mapped). Held
+    here, a Ctrl-C during the 1–3 s of importing JAX costs that wait, then the usual one line.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # signals are not ours to handle here (a test runner's thread, an embedding app)
+        return
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _say(line: str, code: int) -> int:
@@ -273,9 +313,10 @@ def tms(
     as_json: JsonFlag = False,
 ) -> None:
     """Train superposition toy models (Elhage et al. 2022) and report what they learned."""
-    from toylab.experiments import tms as study
-    from toylab.experiments.runs import prepare_run_folder
-    from toylab.train import TrainConfig
+    with _loading():
+        from toylab.experiments import tms as study
+        from toylab.experiments.runs import prepare_run_folder
+        from toylab.train import TrainConfig
 
     train_config = validated(
         TrainConfig, steps=steps, batch_size=batch, optimizer=optimizer.value, lr=lr,
@@ -319,8 +360,9 @@ def scurve(
     as_json: JsonFlag = False,
 ) -> None:
     """Multi-component learning: S-curves and plateaus on a matrix target (Jermyn & Shlegeris 2022)."""
-    from toylab.experiments import scurve as study
-    from toylab.experiments.runs import prepare_run_folder
+    with _loading():
+        from toylab.experiments import scurve as study
+        from toylab.experiments.runs import prepare_run_folder
 
     target = prepare_run_folder(out, "scurve", overwrite=overwrite)
     result = study.run(
@@ -347,7 +389,8 @@ def reproduce(
     as_json: JsonFlag = False,
 ) -> None:
     """Reproduce a published finding with its paper's settings."""
-    from toylab.experiments import reproduce as run_study
+    with _loading():
+        from toylab.experiments import reproduce as run_study
 
     done = run_study(study.value, out, overwrite=overwrite, seeds=seeds, steps=steps, seed=seed, store=store)
     _finish("reproduce", done.summary, done.tables(), folder=done.folder, store=done.store,
@@ -369,8 +412,9 @@ def phase(
     as_json: JsonFlag = False,
 ) -> None:
     """Phase diagram of superposition over density × relative importance (Elhage et al. §4), as a resumable sweep."""
-    from toylab.experiments import phase as study
-    from toylab.experiments.runs import prepare_run_folder
+    with _loading():
+        from toylab.experiments import phase as study
+        from toylab.experiments.runs import prepare_run_folder
 
     target = prepare_run_folder(out, f"phase-{preset.value}", overwrite=overwrite)
     summary = study.run(preset.value, grid=grid, seeds=seeds, steps=steps, seed=seed, store=store,
@@ -391,7 +435,8 @@ def measure(
     as_json: JsonFlag = False,
 ) -> None:
     """Measure superposition in any weight matrix: scale-dependent and scale-invariant measures side by side."""
-    from toylab.arrays import measure_file, measure_tables
+    with _loading():
+        from toylab.arrays import measure_file, measure_tables
 
     measured = measure_file(file, array=array, feature_axis=feature_axis, index=index)
     _finish("measure", measured, measure_tables(measured), as_json=as_json)
@@ -411,8 +456,9 @@ def rescale_check(
     as_json: JsonFlag = False,
 ) -> None:
     """Sanity check of the measures: multiply a layer's weights by c, in a classifier and in the autoencoder."""
-    from toylab.experiments import rescale as study
-    from toylab.experiments.runs import prepare_run_folder
+    with _loading():
+        from toylab.experiments import rescale as study
+        from toylab.experiments.runs import prepare_run_folder
 
     target = prepare_run_folder(out, "rescale-check", overwrite=overwrite)
     result = study.run(scales=study.SCALES if scales is None else scales, n_hidden=n_hidden, steps=steps,
@@ -435,8 +481,9 @@ def sweep(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a sweep (grid × seeds) into a resumable store; rerun the same command to resume."""
-    from toylab import sweeps
-    from toylab.sweeps import report
+    with _loading():
+        from toylab import sweeps
+        from toylab.sweeps import report
 
     summary = sweeps.run(spec, store=store, backend=backend.value, address=address, extend=extend,
                          chunk_size=chunk_size)

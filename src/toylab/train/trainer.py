@@ -286,28 +286,30 @@ def _require_device_memory(needed: int, instances: int) -> None:
                        "memory (parameters, gradients, optimizer state, one batch)")
 
 
+# The task's shared data is an argument of the traced function, as in training: a task
+# indexes it with traced indices, which a numpy array bound as a constant would refuse.
 def _parameter_shapes(task: Task, hyper: PyTree) -> PyTree:
-    bound = bind_data(task, task.data)
-    return jax.eval_shape(bound.init, jax.random.key(0), hyper)
+    return jax.eval_shape(lambda k, h, d: bind_data(task, d).init(k, h), jax.random.key(0), hyper, task.data)
 
 
 def _batch_shapes(task: Task, hyper: PyTree, train_config: TrainConfig) -> PyTree:
     if task.sample is None:
         return ()
-    bound = bind_data(task, task.data)
-    return jax.eval_shape(lambda k, h: bound.sample(k, h, _batch_size(task, train_config)),
-                          jax.random.key(0), hyper)
+    batch_size = _batch_size(task, train_config)
+    return jax.eval_shape(lambda k, h, d: bind_data(task, d).sample(k, h, batch_size),
+                          jax.random.key(0), hyper, task.data)
 
 
-def _seed_indices(seeds: int | Iterable[int], seed: int) -> list[int]:
-    """The seed indices ``seeds`` names, after checking them and the base ``seed``."""
+def _seed_indices(seeds: int | Iterable[int], seed: int) -> Sequence[int]:
+    """The seed indices ``seeds`` names, after checking them and the base ``seed``; a count gives
+    a ``range``, so that a count typed by mistake is refused before a list of it is built."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -MAX_SEED - 1 <= seed <= MAX_SEED:
         raise ConfigError(f"seed={seed!r}: expected an integer from {-MAX_SEED - 1} to {MAX_SEED} "
                           "(JAX draws from 32-bit seeds)")
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ConfigError(f"seeds={seeds}: need at least 1 seed per config")
-        return list(range(seeds))
+        return range(seeds)
     try:
         indices = list(seeds)
     except TypeError:
@@ -320,7 +322,7 @@ def _seed_indices(seeds: int | Iterable[int], seed: int) -> list[int]:
 
 def _instances(task, configs, seeds, seed):
     """Instances (config-major), their stacked hyperparameters, and their keys."""
-    seed_indices = _seed_indices(seeds, seed)
+    seed_indices = list(_seed_indices(seeds, seed))
     if not configs or not seed_indices:
         raise ConfigError(f"nothing to train: {len(configs)} configs × {len(seed_indices)} seeds")
     instances = [Instance(dict(c), s) for c in configs for s in seed_indices]
