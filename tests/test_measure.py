@@ -260,6 +260,47 @@ def test_measure_zero_matrix_is_strict_json():
     json.dumps(result, allow_nan=False)
 
 
+# A pentagon of unequal norms, nudged off its plane of symmetry: every measure is a distinct
+# number, and D_i, interference and norms all differ between features.
+SKEWED = pentagon() * np.array([1.0, 0.9, 0.8, 1.1, 0.3]) + 0.05 * np.random.default_rng(11).standard_normal((2, 5))
+FLOAT64_LOG10_RANGE = (math.log10(np.finfo(np.float64).tiny), math.log10(np.finfo(np.float64).max))
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e-25, 1.0, 1e25, 1e200])
+def test_measure_holds_over_the_whole_float64_range(c):
+    # Normalised before JAX (float32) sees it: in float32, 1e-25·W read 0 features per dimension
+    # and 5 not represented, 1e25·W an infinite (null) one, 1e200·W "contains inf".
+    base, scaled = metrics.measure(SKEWED), metrics.measure(c * SKEWED)
+    for key, power in base["scaling"].items():
+        if power == 0:
+            numbers = np.asarray(base[key], dtype=object).ravel()
+            if key != "geometry" and all(isinstance(x, float) for x in numbers):
+                np.testing.assert_allclose(scaled[key], base[key], rtol=1e-6, err_msg=key)
+            else:
+                assert scaled[key] == base[key], key
+            continue
+        values = np.atleast_1d(np.asarray(base[key], dtype=np.float64))
+        fits = [v == 0 or FLOAT64_LOG10_RANGE[0] <= math.log10(abs(v)) + power * math.log10(c) <= FLOAT64_LOG10_RANGE[1]
+                for v in values]
+        got = scaled[key] if isinstance(scaled[key], list) else [scaled[key]]
+        for value, expected, representable in zip(got, values, fits, strict=True):
+            if representable:
+                assert value == pytest.approx(expected * c**power if power > 0 else expected / c**-power,
+                                              rel=1e-6), key
+            else:  # said so, in the result and by name, instead of a silent inf or 0
+                assert value is None and "beyond float64's range" in scaled["out_of_float64_range"][key], key
+        assert (key in scaled["out_of_float64_range"]) == (not all(fits)), key
+    assert base["n_represented"] == scaled["n_represented"] == 5
+
+
+def test_the_metrics_refuse_float64_matrices_that_float32_cannot_hold():
+    for W in (1e200 * pentagon(), 1e-300 * pentagon()):
+        with pytest.raises(ConfigError, match=r"max\|W\| = 1e[-+]\d+, outside float32's normal range"):
+            metrics.feature_dimensionality(W)
+    # ... and measure what float32 can: W / max|W| leaves the invariant ones unchanged.
+    np.testing.assert_allclose(metrics.feature_dimensionality(1e30 * pentagon()), 0.4, rtol=1e-5)
+
+
 @pytest.mark.parametrize(("bad", "expected"), [
     (np.ones(4), "got shape (4,)"),
     (np.array([[1.0, np.nan]]), "nan at index (0, 1)"),
