@@ -110,7 +110,7 @@ def guarded(tmp_path, monkeypatch, inputs):
 
     monkeypatch.setattr(trainer, "_train", trained)
     monkeypatch.setattr(memory, "available_bytes", lambda: MACHINE_MEMORY)
-    monkeypatch.setattr(trainer, "available_bytes", lambda: MACHINE_MEMORY)
+    monkeypatch.setattr(trainer, "_device_memory", lambda: (MACHINE_MEMORY, "this machine"))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

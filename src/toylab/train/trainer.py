@@ -273,13 +273,18 @@ def _nbytes(tree: PyTree) -> int:
                for leaf in jax.tree.leaves(tree) if hasattr(leaf, "dtype"))
 
 
-def _require_device_memory(needed: int, instances: int) -> None:
-    """Refuse a run whose estimate exceeds the memory its arrays live in (host or accelerator)."""
+def _device_memory() -> tuple[int, str]:
+    """Bytes free where training's arrays live, and its name: an accelerator's own memory (its
+    allocator's limit less what is in use), else the host's."""
     stats = jax.local_devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
     if stats and "bytes_limit" in stats:
-        available, where = stats["bytes_limit"] - stats.get("bytes_in_use", 0), f"the {jax.default_backend().upper()}"
-    else:
-        available, where = available_bytes(), "this machine"
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0), f"the {jax.default_backend().upper()}"
+    return available_bytes(), "this machine"
+
+
+def _require_device_memory(needed: int, instances: int) -> None:
+    """Refuse a run whose estimate exceeds the memory its arrays live in (host or accelerator)."""
+    available, where = _device_memory()
     require_memory(needed, what=f"{instances} instances" if instances != 1 else "1 instance", where=where,
                    available=available,
                    fix="use fewer seeds or configs, a smaller batch, or a sweep, which trains in chunks sized to "
