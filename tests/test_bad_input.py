@@ -102,7 +102,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def guarded(tmp_path, monkeypatch, inputs):
     """An empty working folder that must stay empty, inputs that must not change, no training."""
-    from toylab.tasks import memory
+    from toylab import memory
     from toylab.train import trainer
 
     def trained(*_, **__):

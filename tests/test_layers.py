@@ -22,7 +22,7 @@ import toylab
 # that share a layer may import each other, but not in a cycle. A unit is a subpackage
 # (toylab/tasks/) or a top-level module (toylab/io.py); "toylab" is the package's __init__.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "io"),  # one-line errors; atomic writes and JSON-safe values: stdlib only
+    ("errors", "io", "memory"),  # one-line errors; atomic writes and JSON-safe values; memory checks: stdlib only
     ("theory",),  # closed forms (Saxe, phase boundaries): numbers in, numbers out
     ("metrics",),  # measurements on weights; metrics.phases names theory's phases
     ("arrays",),  # weight files read as data, checked with metrics' as_weight_matrix

@@ -61,7 +61,7 @@ from jaxtyping import Array, Float
 from toylab.errors import ConfigError, validated
 from toylab.metrics import lowrank as lowrank_metrics
 from toylab.tasks.base import Task
-from toylab.tasks.memory import require_memory
+from toylab.memory import require_memory
 
 __all__ = ["lowrank", "LowRankSpec", "LOSSES", "target_matrix"]
 
@@ -313,7 +313,7 @@ def lowrank(
             "mode_strength": lowrank_metrics.mode_strengths(Z, hyper["U"], hyper["V"]),
             "alignment": lowrank_metrics.mode_alignment(Z, hyper["U"], hyper["V"]),
             "orthogonal_norm": lowrank_metrics.orthogonal_norm(Z, hyper["U"], hyper["V"], hyper["s"] > 0),
-            "singular_values": jnp.linalg.svd(Z, compute_uv=False),
+            "singular_values": _singular_values_or_nan(Z),
             "overlaps": lowrank_metrics.direction_overlaps(params["factors"][0][:, :learned], hyper["U"][:, :k]),
         }
 
@@ -332,6 +332,14 @@ def lowrank(
         elicit_mask=None,
         exact_loss=exact_loss,
     )
+
+
+def _singular_values_or_nan(Z: Array) -> Array:
+    """Z's singular values; NaN for a diverged Z, which LAPACK would refuse with a message
+    printed on stdout (``** On entry to SLASCL parameter number 4 had an illegal value``)."""
+    finite = jnp.all(jnp.isfinite(Z))
+    values = jnp.linalg.svd(jnp.where(finite, Z, 0.0), compute_uv=False)
+    return jnp.where(finite, values, jnp.nan)
 
 
 def _check_init_scale(eps: float, components: int) -> None:

@@ -45,7 +45,7 @@ from jaxtyping import Array, Float
 from toylab import metrics
 from toylab.errors import ConfigError, validated
 from toylab.tasks.base import Task
-from toylab.tasks.memory import require_memory
+from toylab.memory import require_memory
 
 __all__ = ["superposition", "SuperpositionSpec", "importance_weights"]
 

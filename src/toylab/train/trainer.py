@@ -31,7 +31,7 @@ import optax
 
 from toylab.errors import ConfigError, TaskError
 from toylab.tasks.base import PyTree, Task, bind_data
-from toylab.tasks.memory import available_bytes, describe_bytes, require_memory
+from toylab.memory import available_bytes, describe_bytes, require_memory
 from toylab.train.config import TrainConfig
 from toylab.train.optim import make_optimizer
 from toylab.train.progress import LazyProgress, StepCallback

@@ -5,7 +5,9 @@ should cost a one-line error, not minutes of swapping followed by a MemoryError 
 the kernel's out-of-memory killer. Whoever is about to allocate estimates the bytes from
 shapes alone and calls :func:`require_memory`; the task factories check what they build on
 the host (targets, per-feature arrays), the trainer what one training call holds
-(:func:`toylab.train.trainer.memory_needed`).
+(:func:`toylab.train.trainer.memory_needed`), the weight-file reader the array a file's header
+claims (:mod:`toylab.arrays`). Stdlib only, at the bottom of the layers beside
+:mod:`toylab.errors`, so that every layer can check before it allocates.
 
 Example:
     >>> require_memory(10, what="a tiny array", fix="never needed")
