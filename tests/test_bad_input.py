@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 import math
+import shlex
 import signal
-import subprocess
 import sys
 import time
 import zipfile
@@ -268,8 +268,6 @@ CLI_CASES = [
 
 
 def _argv(line: str, inputs: Path) -> list[str]:
-    import shlex
-
     return shlex.split(line.replace("{in}", str(inputs)))
 
 

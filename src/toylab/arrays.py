@@ -32,9 +32,9 @@ from jaxtyping import Array, Float
 from rich.table import Table
 
 from toylab.errors import ConfigError
+from toylab.memory import describe_bytes, require_memory
 from toylab.metrics.summary import measure
 from toylab.metrics.superposition import checked_weight_matrix
-from toylab.memory import describe_bytes, require_memory
 
 __all__ = ["SUFFIXES", "load_array", "load_weight_matrix", "pick_matrix", "measure_file", "measure_tables"]
 

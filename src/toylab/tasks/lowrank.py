@@ -59,9 +59,9 @@ import pydantic
 from jaxtyping import Array, Float
 
 from toylab.errors import ConfigError, validated
+from toylab.memory import require_memory
 from toylab.metrics import lowrank as lowrank_metrics
 from toylab.tasks.base import Task
-from toylab.memory import require_memory
 
 __all__ = ["lowrank", "LowRankSpec", "LOSSES", "target_matrix"]
 

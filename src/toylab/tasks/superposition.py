@@ -44,8 +44,8 @@ from jaxtyping import Array, Float
 
 from toylab import metrics
 from toylab.errors import ConfigError, validated
-from toylab.tasks.base import Task
 from toylab.memory import require_memory
+from toylab.tasks.base import Task
 
 __all__ = ["superposition", "SuperpositionSpec", "importance_weights"]
 

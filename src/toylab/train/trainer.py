@@ -30,8 +30,8 @@ import numpy as np
 import optax
 
 from toylab.errors import ConfigError, TaskError
-from toylab.tasks.base import PyTree, Task, bind_data
 from toylab.memory import available_bytes, describe_bytes, require_memory
+from toylab.tasks.base import PyTree, Task, bind_data
 from toylab.train.config import TrainConfig
 from toylab.train.optim import make_optimizer
 from toylab.train.progress import LazyProgress, StepCallback
