@@ -64,7 +64,7 @@ from toylab.errors import ConfigError, _describe, validated
 from toylab.sweeps import registry
 from toylab.tasks.base import Task
 from toylab.train.config import TrainConfig
-from toylab.train.trainer import evaluation_shapes
+from toylab.train.trainer import MAX_SEED, evaluation_shapes
 
 __all__ = ["SweepSpec", "Selection", "PlannedRun", "load_spec", "canonical_json", "spec_changes",
            "extension_problems"]
@@ -122,7 +122,9 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     # per-instance config keys, "train.<TrainConfig field>" or "task.<task parameter>".
     axes: dict[str, list[Any]] = {}
     seeds: int = pydantic.Field(1, ge=1)  # K: seed indices 0..K−1 for every grid point
-    seed: int = pydantic.Field(0, ge=0)  # base seed of every run
+    # Base seed of every run; the trainer's keys take 32 bits, so a larger one is refused here,
+    # before a store exists, rather than failing every run.
+    seed: int = pydantic.Field(0, ge=0, le=MAX_SEED)
     train: TrainConfig = TrainConfig()
     select: Selection = Selection()
 
