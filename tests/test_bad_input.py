@@ -79,6 +79,7 @@ def _write_inputs(folder: Path) -> None:
         "unknown-task": 'task = "nonexistent_task"\n',
         "bad-metric": SPEC + '[select]\nmetric = "bogus"\n',
         "seed-2e40": 'task = "superposition"\nseed = 1099511627776\n[fixed]\nfeature_probability = 0.1\n',
+        "seeds-1e8": 'task = "superposition"\nseeds = 100000000\n[fixed]\nfeature_probability = 0.1\n',
         "good": SPEC + "[train]\nsteps = 2\nbatch_size = 8\n",
     }
     for name, text in specs.items():
@@ -213,6 +214,7 @@ CLI_CASES = [
     ("phase --seed -1", "seed=-1"),
     ("phase --preset n9", "'n9' is not one of"),
     pytest.param("phase --seed 99999999999 --grid 2 --seeds 1 --steps 1", "seed=99999999999"),
+    pytest.param("phase --grid 100000 --seeds 1 --steps 1", "the sweep has 10000000000 runs"),
     # measure
     ("measure {in}/missing.npy", "missing.npy: no such file"),
     ("measure {in}/dir.npy", "dir.npy: not a file"),
@@ -262,6 +264,8 @@ CLI_CASES = [
     ("sweep {in}/good.toml --store s.sqlite --chunk-size 0", "--chunk-size=0"),
     ("sweep {in}/good.toml", "Missing option '--store'"),
     pytest.param("sweep {in}/seed-2e40.toml --store s.sqlite", "seed=1099511627776"),
+    # Counted before any run is planned: building 10^8 planned runs would exhaust memory.
+    pytest.param("sweep {in}/seeds-1e8.toml --store s.sqlite", "the sweep has 100000000 runs"),
     ("sweep {in}/good.toml --store /proc/x.sqlite", "/proc/x.sqlite"),
 ]
 

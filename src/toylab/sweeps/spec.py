@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import math
 import json
 import tomllib
 from collections.abc import Callable, Mapping
@@ -72,6 +73,8 @@ __all__ = ["SweepSpec", "Selection", "PlannedRun", "load_spec", "canonical_json"
 # Axis names with these prefixes vary a TrainConfig field or a task factory argument instead of
 # the per-instance config; runs that differ in them train in separate chunks.
 _TRAIN, _TASK = "train.", "task."
+# Runs in one sweep: each is a row and a weight file of the store, planned in memory first.
+MAX_RUNS = 1_000_000
 
 
 def canonical_json(value: Any) -> str:
@@ -181,6 +184,7 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
         return self._expand(check=False)
 
     def _expand(self, *, check: bool) -> list[PlannedRun]:
+        self._check_size()
         if check:
             self._check_axes()
         tasks: dict[str, Task] = {}
@@ -213,6 +217,16 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
         if check:
             self._check_selection(next(iter(tasks.values())), runs)
         return runs
+
+    def _check_size(self) -> None:
+        # Counted before a single run is built: a grid of 10^10 points would fill the machine's
+        # memory with planned runs before anything else could refuse it.
+        sizes = [len(values) for values in self.axes.values()]
+        count = math.prod(sizes) * self.seeds
+        if count > MAX_RUNS:
+            shape = " × ".join(map(str, [*sizes, self.seeds]))
+            raise ConfigError(f"the sweep has {count} runs ({shape} seeds); a store holds at most "
+                              f"{MAX_RUNS:,}: split it into several sweeps")
 
     def _check_axes(self) -> None:
         for name, values in self.axes.items():
