@@ -149,7 +149,7 @@ def test_shared_data_is_one_argument_of_the_compiled_loop_not_a_constant_or_a_co
         batch_size=64, data=data)
     models = 3
     _, hyper, keys = trainer._instances(task, [{}], models, 0)
-    params, state = trainer._init(task, hyper, keys, data)
+    params, state = trainer._init(task)(hyper, keys, data)
     opt_state = jax.vmap(trainer.make_optimizer(TrainConfig()).init)(params)
     carry = trainer.Carry(params, opt_state, state, jnp.zeros(models))
     run = trainer._segment_runner(task, trainer._optimizer(task, TrainConfig()), 64)

@@ -116,3 +116,77 @@ def test_a_progress_function_hears_the_steps_done_up_to_the_last():
     seen: list[int] = []
     train(superposition(5, 2), CONFIGS[:1], config=SHORT, progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == SHORT.steps and len(seen) >= 2
+
+
+def _counting_regression_task():
+    """A small regression task that counts how often JAX traces its loss (a Python call)."""
+    traces = []
+
+    def loss(params, batch, hyper):
+        traces.append(1)
+        x, y = batch
+        return jnp.mean((x @ params["w"] - y) ** 2)
+
+    def sample(key, hyper, batch_size):
+        x = jax.random.normal(key, (batch_size, 2))
+        return x, x @ jnp.array([1.0, -2.0])
+
+    task = Task(name="counted", spec={}, hyper=lambda c: {"scale": np.float32(1)},
+                init=lambda key, hyper: {"w": jnp.zeros(2)}, sample=sample, loss=loss,
+                flops_per_step=lambda batch_size: 12.0 * batch_size,
+                metrics=lambda p, hyper, key: {}, batch_size=16)
+    return task, traces
+
+
+def test_a_task_trained_again_reuses_its_compiled_functions_and_gives_the_same_numbers():
+    task, traces = _counting_regression_task()
+    first = train(task, [{}], seeds=3, config=TrainConfig(steps=20, elicit_steps=0))
+    traced = len(traces)
+    assert traced > 0
+    # Another length, other evaluations and other seeds (as many) leave the compiled step as it is.
+    again = train(task, [{}], seeds=3, config=TrainConfig(steps=20, elicit_steps=0))
+    longer = train(task, [{}], seeds=[5, 6, 7], config=TrainConfig(steps=35, elicit_steps=0, eval_every_steps=7))
+    assert len(traces) == traced
+    np.testing.assert_array_equal(again.params["w"], first.params["w"])
+    # The same numbers as a task compiled afresh (a new object is a new task to the cache).
+    fresh = train(task._replace(), [{}], seeds=[5, 6, 7], config=TrainConfig(steps=35, elicit_steps=0,
+                                                                          eval_every_steps=7))
+    assert len(traces) > traced
+    np.testing.assert_array_equal(fresh.params["w"], longer.params["w"])
+    # A config the step reads (the learning rate) compiles anew, and trains differently.
+    traced = len(traces)
+    faster = train(task, [{}], seeds=3, config=TrainConfig(steps=20, elicit_steps=0, lr=0.1))
+    assert len(traces) > traced
+    assert not np.allclose(faster.params["w"], first.params["w"])
+
+
+def test_a_factory_called_twice_with_one_spec_returns_one_task():
+    assert superposition(5, 2) is superposition(n_features=5, n_hidden=2, tied=True)
+    assert superposition(5, 2) is not superposition(5, 3)
+    assert superposition(5, 2) is not superposition(5, 2, output="linear")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_configs_with_one_optimizer_key_step_alike(schedule):
+    from toylab.train.optim import make_optimizer, optimizer_key
+
+    base = TrainConfig(steps=50, lr=0.1, schedule=schedule, warmup_steps=5)
+    others = [base.model_copy(update=change) for change in
+              ({"eval_batches": 9, "elicit_steps": 0, "compute_factor": 2.0, "batch_size": 7},
+               {"steps": 80}, {"lr": 0.2}, {"optimizer": "sgd"}, {"warmup_steps": 0})]
+    params = {"w": jnp.ones(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 3.0])}
+
+    def updates(config):
+        optimizer = make_optimizer(config)
+        state, out = optimizer.init(params), []
+        for _ in range(60):
+            update, state = optimizer.update(grads, state, params)
+            out.append(update["w"])
+        return np.stack(out)
+
+    for other in others:
+        same_key = optimizer_key(other) == optimizer_key(base)
+        assert same_key == np.array_equal(updates(other), updates(base)), other
+    assert optimizer_key(others[0]) == optimizer_key(base)
+    assert (optimizer_key(others[1]) == optimizer_key(base)) == (schedule == "constant")

@@ -228,6 +228,13 @@ def lowrank(
     """
     spec = validated(LowRankSpec, d=d, components=components, width=width, loss=loss,
                      init=init, entries_per_step=entries_per_step)
+    return _build(spec)
+
+
+# One Task object per spec: the trainer keeps its compiled functions per task object, so a
+# second run of the same task skips tracing (see toylab.train.trainer._compiled).
+@functools.lru_cache(maxsize=32)
+def _build(spec: LowRankSpec) -> Task:
     d, n_components, loss = spec.d, spec.components, spec.loss
     inner = spec.width or d
     # Checked before any d × d array exists: an instance's target is built on the host in

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -173,6 +174,13 @@ def superposition(
         anticorrelated_groups=anticorrelated_groups,
         group_size=group_size,
     )
+    return _build(spec)
+
+
+# One Task object per spec: the trainer keeps its compiled functions per task object, so a
+# second run of the same task skips tracing (see toylab.train.trainer._compiled).
+@functools.lru_cache(maxsize=32)
+def _build(spec: SuperpositionSpec) -> Task:
     n, m, g = spec.n_features, spec.n_hidden, spec.group_size
     # Checked before anything of size n is built (the group layout, each instance's settings):
     # one model's weights and their gradient (float32), and its per-feature settings with the

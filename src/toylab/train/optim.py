@@ -6,7 +6,11 @@ import optax
 
 from toylab.train.config import TrainConfig
 
-__all__ = ["learning_rate_schedule", "make_optimizer"]
+__all__ = ["learning_rate_schedule", "make_optimizer", "optimizer_key"]
+
+# What the evaluation schedule and elicitation read; every other field may shape the optimizer.
+_NOT_READ_BY_THE_OPTIMIZER = frozenset({"batch_size", "compute_factor", "eval_every_steps", "eval_every_seconds",
+                                        "efficiency", "eval_batches", "elicit_steps", "elicit_lr"})
 
 
 def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
@@ -40,3 +44,14 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     sgd = optax.sgd(lr, momentum=config.momentum or None)
     # Decoupled decay, scaled by the schedule like AdamW's: w ← w − lr_t (g + λ w).
     return optax.chain(optax.add_decayed_weights(decay), sgd) if decay else sgd
+
+
+def optimizer_key(config: TrainConfig) -> str:
+    """Equal for two configs whose :func:`make_optimizer` is the same optimizer, so that the
+    trainer reuses a compiled step across runs that differ in length or evaluations only.
+
+    Fields are left out by name, never picked in, so a field added later counts until it is
+    known not to matter; ``steps`` matters only to a decaying schedule.
+    """
+    ignored = _NOT_READ_BY_THE_OPTIMIZER | ({"steps"} if config.schedule == "constant" else set())
+    return config.model_dump_json(exclude=set(ignored))

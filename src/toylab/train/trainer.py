@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -33,7 +34,7 @@ from toylab.errors import ConfigError, TaskError
 from toylab.memory import available_bytes, describe_bytes, require_memory
 from toylab.tasks.base import PyTree, Task, bind_data
 from toylab.train.config import TrainConfig
-from toylab.train.optim import make_optimizer
+from toylab.train.optim import make_optimizer, optimizer_key
 from toylab.train.progress import LazyProgress, StepCallback
 from toylab.train.schedule import EvalPoint, next_evaluation
 
@@ -49,6 +50,8 @@ _METRIC_KEY = 2**31 - 1
 _SEGMENT_SECONDS = 0.5
 # The base seed reaches the compiled key derivation as a 32-bit integer (JAX's with x64 off).
 MAX_SEED = 2**31 - 1
+# Tasks whose compiled functions stay in memory for the next train() call (least recent out).
+_TASKS_KEPT = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +221,7 @@ def initial_params(
         _require_device_memory((params + _nbytes(hyper)) * len(configs) * len(seeds), len(configs) * len(seeds))
     with jax.threefry_partitionable(False):
         _, hyper, keys = _instances(task, configs, seeds, seed)
-        return jax.device_get(_init(task, hyper, keys, task.data)[0])
+        return jax.device_get(_init(task)(hyper, keys, task.data)[0])
 
 
 def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: TrainConfig | None = None
@@ -231,7 +234,7 @@ def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: Train
     train_config = (train_config or TrainConfig()).model_copy(update={"elicit_steps": 0})
     _, hyper, keys = _instances(task, [config], 1, 0)
     evaluate = _evaluator(task, train_config, _batch_size(task, train_config))
-    params, state = jax.eval_shape(lambda h, k, d: _init(task, h, k, d), hyper, keys, task.data)
+    params, state = jax.eval_shape(_init(task), hyper, keys, task.data)
     raw, _ = jax.eval_shape(evaluate, params, hyper, state, task.data, keys, keys)
     return {name: jax.ShapeDtypeStruct(value.shape[1:], value.dtype) for name, value in raw.items()}
 
@@ -344,18 +347,45 @@ def _instances(task, configs, seeds, seed):
 _stream = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
 
-def _init(task, hyper, keys, data):
-    """Every instance's initial weights and task state (``()`` for a stateless task)."""
+def _compiled(task: Task, key: tuple, build: Callable[[], Callable]) -> Callable:
+    """The compiled function ``build()`` makes for ``task`` and ``key``, made once per task.
 
-    @jax.jit
-    def init_all(hyper, keys, data):
-        bound = bind_data(task, data)
-        params = jax.vmap(bound.init)(_stream(keys, _INIT), hyper)
-        if task.init_state is None:
-            return params, ()
-        return params, jax.vmap(bound.init_state)(_stream(keys, _STATE), hyper)
+    A jitted function traces and lowers on its first call, ~1 s for a small task even when
+    the persistent cache then skips XLA's compile; a fresh closure per train() call would
+    pay that on every call (every chunk of a sweep, every study). Keyed on the task object's
+    identity, as ``jax.jit`` keys on a function's: task factories return the same object for
+    the same spec, and a task edited in a notebook is a new object. The task itself is kept
+    with its functions, so its id cannot be reused while the entry lives.
+    """
+    entry = _COMPILED.pop(id(task), None) or (task, {})
+    _COMPILED[id(task)] = entry
+    while len(_COMPILED) > _TASKS_KEPT:
+        _COMPILED.popitem(last=False)
+    functions = entry[1]
+    if key not in functions:
+        functions[key] = build()
+    return functions[key]
 
-    return init_all(hyper, keys, data)
+
+_COMPILED: collections.OrderedDict[int, tuple[Task, dict[tuple, Callable]]] = collections.OrderedDict()
+
+
+def _init(task):
+    """``init(hyper, keys, data) -> (params, state)``: every instance's initial weights and
+    task state (``()`` for a stateless task)."""
+
+    def build():
+        @jax.jit
+        def init_all(hyper, keys, data):
+            bound = bind_data(task, data)
+            params = jax.vmap(bound.init)(_stream(keys, _INIT), hyper)
+            if task.init_state is None:
+                return params, ()
+            return params, jax.vmap(bound.init_state)(_stream(keys, _STATE), hyper)
+
+        return init_all
+
+    return _compiled(task, ("init",), build)
 
 
 def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> TrainResult:
@@ -366,12 +396,14 @@ def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> Tr
 
     # -- 2. init: weights, task state, optimizer state -------------------------------------------
     optimizer = _optimizer(task, config)
-    params, state = _init(task, hyper, keys, data)
-    opt_state = jax.jit(jax.vmap(lambda params, hyper: optimizer(hyper).init(params)))(params, hyper)
-    carry = Carry(params, opt_state, state, jnp.full(len(instances), jnp.nan, jnp.float32))
+    params, state = _init(task)(hyper, keys, data)
+    init_optimizer = _compiled(task, ("optimizer init", _optimizer_key(task, config)), lambda: jax.jit(
+        jax.vmap(lambda params, hyper: optimizer(hyper).init(params))))
+    carry = Carry(params, init_optimizer(params, hyper), state, jnp.full(len(instances), jnp.nan, jnp.float32))
 
     # -- 3. compiled functions: the step loop, evaluation, elicitation ---------------------------
-    run_segment = _segment_runner(task, optimizer, batch_size)
+    run_segment = _compiled(task, ("segment", _optimizer_key(task, config), batch_size),
+                            lambda: _segment_runner(task, optimizer, batch_size))
     evaluate = _evaluator(task, config, batch_size)
     data_keys, eval_keys, elicit_keys = (_stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
 
@@ -487,6 +519,12 @@ def _optimizer(task: Task, config: TrainConfig) -> Callable[[PyTree], optax.Grad
     return lambda hyper: shared
 
 
+def _optimizer_key(task: Task, config: TrainConfig) -> str:
+    """Equal for two configs whose :func:`_optimizer` is the same. A task's own optimizer may
+    read any field of the config, so then every field counts."""
+    return config.model_dump_json() if task.optimizer is not None else optimizer_key(config)
+
+
 def _segment_runner(task: Task, optimizer: Callable[[PyTree], optax.GradientTransformation],
                     batch_size: int | None):
     """``run(carry, data_keys, hyper, data, start, stop)``: steps start..stop−1, compiled once.
@@ -540,6 +578,14 @@ def _apply(hook, carry: Carry, hyper, evaluation: Evaluation, seed: int):
 
 
 def _evaluator(task: Task, config: TrainConfig, batch_size: int | None):
+    """``evaluate(params, hyper, state, data, eval_keys, elicit_keys) -> (raw, elicited)``,
+    compiled once per task and the config fields it reads."""
+    reads = config.model_dump(include={"eval_batches", "elicit_steps", "elicit_lr"})
+    return _compiled(task, ("evaluate", batch_size, *sorted(reads.items())),
+                     lambda: _build_evaluator(task, config, batch_size))
+
+
+def _build_evaluator(task: Task, config: TrainConfig, batch_size: int | None):
     """``evaluate(params, hyper, state, data, eval_keys, elicit_keys) -> (raw, elicited)``.
 
     The loss is the task's exact expected loss where it has one; otherwise it is measured on
