@@ -1,11 +1,12 @@
 """toylab.io: a failed write keeps the previous file, and NaN never reaches JSON."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from toylab.io import atomic_write, json_safe
+from toylab.io import atomic_write, json_safe, nearest_creatable_folder
 
 
 def test_a_write_that_fails_midway_leaves_the_previous_file_and_no_temporary(tmp_path):
@@ -25,3 +26,16 @@ def test_a_write_that_fails_midway_leaves_the_previous_file_and_no_temporary(tmp
 def test_json_safe_turns_every_non_finite_float_into_null_at_any_depth():
     value = {"a": float("nan"), "b": [1.0, float("-inf"), (float("inf"), 2)], "c": "nan"}
     assert json.dumps(json_safe(value), allow_nan=False) == '{"a": null, "b": [1.0, null, [null, 2]], "c": "nan"}'
+
+
+def test_the_nearest_creatable_folder_is_probed_and_left_as_it_was(tmp_path):
+    assert nearest_creatable_folder(tmp_path / "a" / "b" / "store.sqlite") == tmp_path
+    assert nearest_creatable_folder(Path("no-such-folder/store.sqlite")) == Path(".")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError) as refused:
+        nearest_creatable_folder(tmp_path / "file" / "sub")
+    assert refused.value.filename == str(tmp_path / "file")
+    with pytest.raises(OSError) as refused:
+        nearest_creatable_folder(Path("/proc/toylab-x"))
+    assert refused.value.filename == "/proc"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "json_safe"]
+__all__ = ["atomic_write", "json_safe", "nearest_creatable_folder"]
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
@@ -32,6 +32,29 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             raise
     os.replace(tmp.name, path)
     return path
+
+
+def nearest_creatable_folder(path: Path) -> Path:
+    """The nearest folder that exists on the way to ``path`` (``path`` itself or a parent),
+    once an entry has been created in it and removed again.
+
+    Making an entry is the only sure test that one can be made there: permission bits miss a
+    read-only mount or a pseudo file system such as ``/proc``. Nothing is left behind.
+
+    Raises:
+      NotADirectoryError: that nearest existing entry is a file (``filename`` names it).
+      OSError: no entry can be created in it.
+    """
+    existing = Path(path)
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(20, "a file, not a folder", str(existing))
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".toylab-check-", dir=existing))
+    except OSError as exc:  # named after the folder that refuses, not the probe's random name
+        raise OSError(exc.errno, exc.strerror, str(existing)) from None
+    return existing
 
 
 def json_safe(value: Any) -> Any:

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import datetime
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import jax
 import numpy as np
 
 from toylab.errors import ConfigError
+from toylab.io import nearest_creatable_folder
 from toylab.train import TrainResult
 
 __all__ = ["RunFolder", "prepare_run_folder", "default_run_folder", "check_writable", "created_parents",
@@ -116,16 +116,12 @@ def check_writable(path: str | Path, name: str) -> None:
     Raises:
       ConfigError: ``"<name>: ..."`` naming the file in the way or the folder that refuses.
     """
-    path = Path(path)
-    existing = path
-    while not os.path.lexists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{name}: {existing} is a file, not a folder")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".toylab-check-", dir=existing))
+        nearest_creatable_folder(Path(path))
+    except NotADirectoryError as exc:
+        raise ConfigError(f"{name}: {exc.filename} is a file, not a folder") from None
     except OSError as exc:
-        raise ConfigError(f"{name}: cannot create a folder in {existing} ({exc.strerror or exc})") from None
+        raise ConfigError(f"{name}: cannot create a folder in {exc.filename} ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager

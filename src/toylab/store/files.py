@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 import safetensors.numpy
 
 from toylab.errors import StoreError
-from toylab.io import atomic_write
+from toylab.io import atomic_write, nearest_creatable_folder
 
 __all__ = ["APPLICATION_ID", "check_store_file", "check_creatable", "default_path", "arrays_folder",
            "WeightFile", "DamagedWeightFile", "write_arrays", "read_arrays", "weights_problem"]
@@ -85,17 +84,10 @@ def check_creatable(path: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
         raise StoreError(f"{folder} already holds files but {path} does not exist; move them "
                           "away or give another --store")
-    existing = next(parent for parent in path.absolute().parents if parent.exists())
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "a file, not a folder")
-        # The only sure test that a file can be made there (permissions, read-only mounts,
-        # pseudo file systems) is making one; it is removed at once.
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
+        nearest_creatable_folder(path.parent)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create a store there ({existing}: "
+        raise StoreError(f"{path}: cannot create a store there ({exc.filename}: "
                           f"{exc.strerror or exc}); give another --store") from None
 
 
