@@ -15,7 +15,9 @@ import pytest
 from cli_json import outputs_of, result_of
 from typer.testing import CliRunner
 
+import toylab
 from toylab.cli import app
+from toylab.errors import StoreError
 from toylab.experiments import intro, phase, reproduce, rescale, tms
 from toylab.experiments.runs import divergence_warning, diverged
 from toylab.train import TrainConfig
@@ -132,6 +134,15 @@ def test_best_is_the_lowest_loss_among_the_seeds_that_did_not_diverge_read_back_
     weights = np.load(tmp_path / "out" / "weights.npz")
     assert weights["W"].shape[0] == 4 and np.isnan(weights["W"][3]).all() and np.isfinite(weights["W"][:3]).all()
     assert (tmp_path / "out" / "feature_vectors.png").exists()
+
+    # Read through the API: refused by default (no weights), kept in place when asked for.
+    stored = toylab.load(tmp_path / "intro.sqlite")
+    with pytest.raises(StoreError, match=r"1 runs are not done \(diverged\)"):
+        stored.train_result()
+    kept = stored.train_result(diverged=True)
+    np.testing.assert_array_equal(kept.params["W"][:3], weights["W"][:3])
+    losses = kept.history("loss")
+    assert np.isnan(kept.params["W"][3]).all() and np.isnan(losses[-1, 3]) and np.isfinite(losses[:, :3]).all()
 
 
 def test_tms_command_exits_0_with_the_diverged_flagged_and_one_warning_line(tmp_path):

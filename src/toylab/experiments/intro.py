@@ -26,16 +26,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from toylab import sweeps
 from toylab.experiments import tms
 from toylab.experiments.runs import created_parents
 from toylab.store import default_path
-from toylab.store.load import EVALUATION_FIELDS
-from toylab.sweeps.worker import leaf_name
-from toylab.train import Evaluation, Instance, TrainConfig, TrainResult, parameter_shapes
 
 # The paper's setting; each value is what its figure used.
 N_FEATURES = 5  # n
@@ -67,61 +63,13 @@ def run(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps, progress
       The :class:`toylab.train.TrainResult` of all its runs, as :func:`toylab.experiments.tms.run`
       would return it: the same weights, bit for bit, when the sweep trains in one chunk (the
       80 runs always fit), else up to float rounding. A diverged run keeps its place with NaN
-      weights (see :func:`train_result`).
+      weights (see :meth:`toylab.sweeps.SweepResults.train_result`).
     """
     path = Path(store) if store is not None else default_store(seeds=seeds, steps=steps, seed=seed)
     spec = sweep_spec(seeds=seeds, seed=seed, steps=steps)  # bad values fail before a store exists
     with created_parents(path, f"--store {path}"):
         sweeps.run(spec, store=path, progress=progress)
-    return train_result(sweeps.load(path))
-
-
-def train_result(data: sweeps.SweepResults) -> TrainResult:
-    """A finished store as one :class:`toylab.train.TrainResult`, diverged runs included.
-
-    :meth:`toylab.sweeps.SweepResults.train_result` refuses a store with a diverged run (the
-    store keeps no weights for it); here such a run stays in its place with NaN weights and
-    the evaluations the store recorded for it, NaN from the step it diverged at, so that
-    :func:`toylab.experiments.tms.summarize` flags it and reports every other run.
-
-    Raises:
-      StoreError: a run failed or is unfinished (rerun to finish it first).
-    """
-    runs = data.runs.sort_values(["cell", "seed"])
-    statuses = set(runs["status"])
-    if "diverged" not in statuses or not statuses <= {"done", "diverged"}:
-        return data.train_result()  # all done; or failed or unfinished runs, which it refuses
-    task = data.task(runs["task_params"].iloc[0])
-    ids, statuses = [int(run) for run in runs["run"]], list(runs["status"])
-    paths, treedef = jax.tree_util.tree_flatten_with_path(parameter_shapes(task, runs["config"].iloc[0]))
-
-    def weights(path, shape) -> np.ndarray:
-        return np.stack([data.weights(run)[leaf_name(path)] if status == "done"
-                         else np.full(shape.shape, np.nan, shape.dtype) for run, status in zip(ids, statuses)])
-
-    params = jax.tree_util.tree_unflatten(treedef, [weights(path, shape) for path, shape in paths])
-    rows = data.evaluations[data.evaluations["run"].isin(ids)]
-    metric_names = [c for c in rows.columns if c not in EVALUATION_FIELDS]
-    evaluations = []
-    for step, at_step in rows.groupby("step", sort=True):
-        by_run = at_step.set_index("run")
-        first = by_run.iloc[0]
-
-        def stacked(name: str) -> np.ndarray:
-            # A diverged run has no row from the step it diverged at: NaN there and after.
-            blank = np.full(np.shape(first[name]), np.nan)
-            return np.stack([np.asarray(by_run.at[run, name], dtype=float) if run in by_run.index else blank
-                             for run in ids])
-
-        values = {name: stacked(name) for name in metric_names}
-        evaluations.append(Evaluation(
-            step=int(step), trigger=first["trigger"], flops=float(first["flops"]), compute=float(first["compute"]),
-            wall_time=float(first["wall_time"]),
-            raw={k: v for k, v in values.items() if not k.startswith("elicited_")},
-            elicited={k.removeprefix("elicited_"): v for k, v in values.items() if k.startswith("elicited_")}))
-    return TrainResult(task=task, config=TrainConfig(**runs["train"].iloc[0]),
-                       instances=[Instance(config=c, seed=int(s)) for c, s in zip(runs["config"], runs["seed"])],
-                       params=params, evaluations=evaluations)
+    return sweeps.load(path).train_result(diverged=True)
 
 
 def describe() -> dict[str, Any]:

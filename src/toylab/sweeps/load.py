@@ -79,20 +79,25 @@ class SweepResults(SweepData):
             factory = registry.task_factory(f"{self._task_file(reference)}:{file[1]}")
         return registry.build_task(reference, task_params, factory)
 
-    def train_result(self) -> TrainResult:
+    def train_result(self, *, diverged: bool = False) -> TrainResult:
         """The whole sweep as one :class:`toylab.train.TrainResult`, as if one ``train`` call
         had trained every run: instances grid point by grid point, seeds inside, weights
         stacked, and the evaluation history from the store. Everything written for a
         ``TrainResult`` (summaries, figures) then works on a store.
 
+        Args:
+          diverged: keep diverged runs in their places, with NaN weights (the store keeps none
+            for them) and the evaluations recorded before they diverged, NaN from there on, so
+            that a summary flags them and reports every other run. By default they are refused.
+
         Raises:
-          StoreError: a run is not done (diverged, failed or unfinished: no weights), or the
-            runs differ in task parameters or train settings (a sweep over ``train.*`` or
-            ``task.*``), or their evaluations fell at different steps.
+          StoreError: a run is not done (failed or unfinished, or diverged unless ``diverged``:
+            no weights), or the runs differ in task parameters or train settings (a sweep over
+            ``train.*`` or ``task.*``), or the done runs were evaluated at different steps.
           TaskError: the sweep's task cannot be found any more (see the module docstring).
         """
         runs = self.runs.sort_values(["cell", "seed"])
-        unfinished = runs[runs["status"] != "done"]
+        unfinished = runs[~runs["status"].isin({"done", "diverged"} if diverged else {"done"})]
         if len(unfinished):
             raise StoreError(f"{self.path}: {len(unfinished)} runs are not done "
                               f"({', '.join(sorted(set(unfinished['status'])))}); rerun the sweep first")
@@ -101,29 +106,41 @@ class SweepResults(SweepData):
                 raise StoreError(f"{self.path}: the runs differ in {column}; one TrainResult holds one setting")
         task = self.task(runs["task_params"].iloc[0])
         ids = [int(run) for run in runs["run"]]
+        done = dict(zip(ids, runs["status"] == "done"))
 
         # Weights: the names flat_params gave each leaf, back into the task's own pytree.
         paths, treedef = jax.tree_util.tree_flatten_with_path(parameter_shapes(task, runs["config"].iloc[0]))
-        names = [leaf_name(path) for path, _ in paths]
-        params = jax.tree_util.tree_unflatten(treedef, [self.stack(name, ids) for name in names])
 
-        # The evaluations were read by load(): one row per (run, step), metrics as columns.
+        def stacked_weights(path, shape) -> np.ndarray:
+            return np.stack([self.weights(run)[leaf_name(path)] if done[run]
+                             else np.full(shape.shape, np.nan, shape.dtype) for run in ids])
+
+        params = jax.tree_util.tree_unflatten(treedef, [stacked_weights(path, shape) for path, shape in paths])
+
+        # The evaluations were read by load(): one row per (run, step), metrics as columns. A
+        # diverged run's rows stop at the step it diverged at.
         columns = [c for c in self.evaluations.columns if c not in EVALUATION_FIELDS]
-        elicited_names = [c for c in columns if c.startswith("elicited_")]
-        raw_names = [c for c in columns if c not in elicited_names]
-        by_run = {run: rows.sort_values("step") for run, rows in self.evaluations.groupby("run")}
-        if len({tuple(by_run[run]["step"]) if run in by_run else () for run in ids}) != 1:
+        rows = self.evaluations[self.evaluations["run"].isin(ids)].set_index(["step", "run"]).sort_index()
+        steps = {run: tuple(group.index.get_level_values("step")) for run, group in rows.groupby(level="run")}
+        if len({steps.get(run, ()) for run in ids if done[run]}) > 1:
             raise StoreError(f"{self.path}: the runs were evaluated at different steps")
 
-        def stacked(k: int, name: str) -> np.ndarray:
-            return np.stack([np.asarray(by_run[run][name].iloc[k], dtype=float) for run in ids])
-
         evaluations = []
-        for k, first in enumerate(by_run[ids[0]].itertuples(index=False)):
+        for step, at_step in rows.groupby(level="step"):
+            at_step = at_step.droplevel("step")
+            first = at_step.iloc[0]
+
+            def stacked(name: str) -> np.ndarray:
+                blank = np.full(np.shape(first[name]), np.nan)
+                return np.stack([np.asarray(at_step.at[run, name], dtype=float) if run in at_step.index else blank
+                                 for run in ids])
+
+            values = {name: stacked(name) for name in columns}
             evaluations.append(Evaluation(
-                step=int(first.step), trigger=first.trigger, flops=first.flops, compute=first.compute,
-                wall_time=first.wall_time, raw={name: stacked(k, name) for name in raw_names},
-                elicited={name.removeprefix("elicited_"): stacked(k, name) for name in elicited_names}))
+                step=int(step), trigger=first["trigger"], flops=float(first["flops"]),
+                compute=float(first["compute"]), wall_time=float(first["wall_time"]),
+                raw={k: v for k, v in values.items() if not k.startswith("elicited_")},
+                elicited={k.removeprefix("elicited_"): v for k, v in values.items() if k.startswith("elicited_")}))
         return TrainResult(task=task, config=TrainConfig(**runs["train"].iloc[0]),
                            instances=[Instance(config=c, seed=int(s)) for c, s in zip(runs["config"], runs["seed"])],
                            params=params, evaluations=evaluations)
