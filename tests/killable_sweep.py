@@ -140,7 +140,7 @@ def _replay(store: Path, reference: Path, victim: _Victim) -> None:
     from toylab.store.db import UNFINISHED, RunOutcome, Store
     from toylab.store.files import arrays_folder, read_arrays
 
-    with sqlite3.connect(f"{reference.resolve().as_uri()}?mode=ro", uri=True) as ref:
+    with contextlib.closing(sqlite3.connect(f"{reference.resolve().as_uri()}?mode=ro", uri=True)) as ref, ref:
         spec, digest = ref.execute("SELECT spec, digest FROM specs ORDER BY version").fetchone()
         rows = ref.execute("SELECT id, key, cell, task_params, config, train, seed, chunk, status, loss, "
                            "metrics, diverged_step, arrays FROM runs ORDER BY id").fetchall()

@@ -1,5 +1,6 @@
 """The command line: JSON envelope, run folder, one-line errors for bad input, Ctrl-C."""
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -252,7 +253,7 @@ def _count(store, status: str) -> int:
     if not store.exists():
         return 0
     try:
-        with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
+        with contextlib.closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)) as db, db:
             return db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]
     except sqlite3.OperationalError:  # created, but its tables not yet committed
         return 0

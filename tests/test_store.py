@@ -1,5 +1,6 @@
 """The sweep store: refusing files that are not stores, one writer, weights before rows, failures."""
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def empty_store(path):
 
 
 def foreign_sqlite(path):
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE notes (text TEXT)")
         db.execute("INSERT INTO notes VALUES ('mine')")
     return path
@@ -211,7 +212,7 @@ def test_a_store_of_schema_1_is_read_migrated_and_its_weight_files_checked(tmp_p
     path = tmp_path / "s.sqlite"
     sweeps.run(SPEC, store=path, chunk_size=6, progress=False)
     before = store_rows(path)
-    with sqlite3.connect(path) as db:  # as toylab before checksums wrote it
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # as toylab before checksums wrote it
         db.execute("ALTER TABLE runs DROP COLUMN arrays_size")
         db.execute("ALTER TABLE runs DROP COLUMN arrays_sha256")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
@@ -226,7 +227,7 @@ def test_a_store_of_schema_1_is_read_migrated_and_its_weight_files_checked(tmp_p
     assert (summary.repaired, summary.trained) == (1, 1)
     # Migrated to schema 2, and the sound files got the size and checksum they were written with.
     assert store_rows(path) == before
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
 
 

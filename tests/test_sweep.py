@@ -1,5 +1,6 @@
 """Sweeps: spec validation, resume after SIGKILL, divergence, extending a store, one-line errors."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -53,7 +54,7 @@ def store_rows(path: Path) -> dict:
     Left out: when things happened (specs.created, evaluations.wall_time) and how many tries a
     run took (runs.attempts).
     """
-    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db, db:
         return {
             "specs": db.execute("SELECT version, digest, spec FROM specs ORDER BY version").fetchall(),
             "runs": db.execute("SELECT id, key, cell, task_params, config, train, seed, chunk, status, loss, "

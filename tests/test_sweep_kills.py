@@ -18,6 +18,7 @@ the victim got to, inside SQLite's commit included). Where each kill landed is t
 event, printed with the state of the store it left (``pytest -s``).
 """
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -103,7 +104,7 @@ class Victims:
 def unfinished_chunks(store: Path) -> int:
     if not store.exists():
         return CHUNKS
-    with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
+    with contextlib.closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)) as db, db:
         return db.execute("SELECT COUNT(DISTINCT chunk) FROM runs WHERE status != 'done'").fetchone()[0]
 
 
@@ -113,7 +114,7 @@ def observe(store: Path) -> str:
                     if p.name not in (store.name, f"{store.name}-arrays"))
     if not store.exists():
         return f"no store, {others}"
-    with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
+    with contextlib.closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)) as db, db:
         status = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
     weights = [p.name for p in Path(f"{store}-arrays").iterdir()]
     temporary = sum(name.startswith(".") for name in weights)
