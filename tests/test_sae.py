@@ -8,7 +8,9 @@ import pytest
 
 from toylab.errors import ConfigError
 from toylab.tasks import superposition
-from toylab.tasks.sae import encode, sae_on_activations, sae_on_models
+from toylab.metrics import sae as metrics_sae
+from toylab.metrics.sae import encode
+from toylab.tasks.sae import sae_on_activations, sae_on_models
 from toylab.train import TrainConfig, train
 
 
@@ -67,3 +69,45 @@ def test_saes_read_the_hidden_layer_of_the_model_they_index():
     assert np.isfinite(recovered).all() and recovered.min() > 0.5
     with pytest.raises(ConfigError, match="model=2"):
         task.hyper({"model": 2})
+
+
+def test_mmcs_and_mcc_are_one_for_a_permutation_of_the_true_features():
+    rng = np.random.default_rng(1)
+    features = rng.standard_normal((4, 6))  # (d_in, n_features), any lengths
+    decoder = features[:, rng.permutation(6)] * rng.uniform(0.5, 2.0, 6)  # scaled: only directions count
+    assert metrics_sae.mmcs(decoder, features) == pytest.approx(1.0)
+    assert metrics_sae.mcc(decoder, features) == pytest.approx(1.0)
+    assert metrics_sae.matched_features(decoder, features).all()
+    # Rows instead of columns (SAELens' W_dec), and a PyTorch tensor, give the same.
+    torch = pytest.importorskip("torch")
+    assert metrics_sae.mcc(torch.tensor(decoder.T), features.T, feature_axis=0) == pytest.approx(1.0)
+
+
+def test_mcc_is_below_mmcs_when_one_latent_is_the_best_match_of_two_features():
+    # Features e0 and (0.8, 0.6); the decoder has e0 and e1. Latent e0 is the best match of both
+    # features: MMCS counts it twice, (1 + 0.8)/2; one-to-one matching must give the second
+    # feature e1, cosine 0.6: MCC = (1 + 0.6)/2.
+    features = np.array([[1.0, 0.8], [0.0, 0.6]])
+    decoder = np.eye(2)
+    assert metrics_sae.mmcs(decoder, features) == pytest.approx(0.9)
+    assert metrics_sae.mcc(decoder, features) == pytest.approx(0.8)
+    # A decoder that repeats feature 0 instead of having feature 1: with fewer latents than
+    # features the repeat is the only match for both (MMCS (1 + 0.8)/2, MCC (1 + 0)/2) ...
+    assert metrics_sae.mmcs(features[:, :1], features) == pytest.approx(0.9)
+    assert metrics_sae.mcc(features[:, :1], features) == pytest.approx(0.5)
+    # ... while exact copies give each feature a copy of its own, and the two agree.
+    copies = features[:, [0, 0]]
+    assert metrics_sae.mcc(copies, features) == pytest.approx(metrics_sae.mmcs(copies, features)) == pytest.approx(0.9)
+    assert metrics_sae.matched_features(decoder, features).tolist() == [True, False]
+    with pytest.raises(ConfigError, match="dimension 2"):
+        metrics_sae.mmcs(np.eye(3), np.eye(2))
+
+
+def test_sparsity_reconstruction_and_splice_measures_on_constructed_latents():
+    latents = np.array([[0.0, 2.0, 0.0, 0.0], [1.0, 3.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    assert metrics_sae.l0(latents) == pytest.approx(1.0)
+    assert metrics_sae.dead_latents(latents) == 2
+    h = np.array([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1): total variance 2 + 2 = 4
+    assert metrics_sae.fraction_of_variance_unexplained(h, h + [[1.0, 0.0], [0.0, 0.0]]) == pytest.approx(0.25)
+    # Recovered: 1 at the model's loss, 0 at the ablated loss, elementwise over arrays.
+    np.testing.assert_allclose(metrics_sae.spliced_loss_recovered([1.0, 1.0], [1.0, 3.0], [3.0, 3.0]), [1.0, 0.0])

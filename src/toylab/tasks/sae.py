@@ -53,40 +53,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
 from toylab.errors import ConfigError
+from toylab.metrics.sae import MATCH_THRESHOLD, decode, encode
 from toylab.tasks.base import Task
 
-__all__ = ["sae_on_activations", "sae_on_models", "encode", "decode", "ARCHITECTURES", "MATCH_THRESHOLD"]
+__all__ = ["sae_on_activations", "sae_on_models", "checked_features", "ARCHITECTURES"]
 
 ARCHITECTURES = ("standard", "topk")
-# A true feature counts as matched by a latent whose decoder column has at least this cosine
-# with it (the issue's and O'Neill et al. 2024's threshold).
-MATCH_THRESHOLD = 0.9
 # Held-out activations drawn per evaluation from a model source: enough that a latent firing
 # on 1 row in 1,000 is seen active (dead latents are counted on them).
 _MODEL_HELD_OUT = 4096
-
-
-def encode(params: Mapping[str, Array], h: Float[Array, "batch d_in"], k: Array | None = None
-           ) -> Float[Array, "batch d_sae"]:
-    """Latents ``f = ReLU(W_enc (h − b_dec) + b_enc)``; with ``k``, only each row's ``k`` largest survive.
-
-    ``k`` may be traced (a per-instance setting): the threshold is the ``k``-th largest
-    pre-activation, read from a sort. Ties at the threshold keep all tied latents.
-    """
-    pre = jnp.einsum("sd,bd->bs", params["W_enc"], h - params["b_dec"]) + params["b_enc"]  # (batch, d_sae)
-    if k is None:
-        return jax.nn.relu(pre)
-    d_sae = pre.shape[-1]
-    kth_largest = jnp.take(jnp.sort(pre, axis=-1), d_sae - k, axis=-1)  # (batch,)
-    return jnp.where(pre >= kth_largest[:, None], jax.nn.relu(pre), 0.0)
-
-
-def decode(params: Mapping[str, Array], f: Float[Array, "batch d_sae"]) -> Float[Array, "batch d_in"]:
-    """Reconstruction ``ĥ = W_dec f + b_dec``."""
-    return jnp.einsum("ds,bs->bd", params["W_dec"], f) + params["b_dec"]
 
 
 def _unit_columns(W: Array) -> Array:
