@@ -8,6 +8,7 @@ import pytest
 
 from toylab.errors import ConfigError
 from toylab.tasks import superposition
+from toylab.metrics import capability
 from toylab.metrics import sae as metrics_sae
 from toylab.metrics.sae import encode
 from toylab.tasks.sae import sae_on_activations, sae_on_models
@@ -111,3 +112,55 @@ def test_sparsity_reconstruction_and_splice_measures_on_constructed_latents():
     assert metrics_sae.fraction_of_variance_unexplained(h, h + [[1.0, 0.0], [0.0, 0.0]]) == pytest.approx(0.25)
     # Recovered: 1 at the model's loss, 0 at the ablated loss, elementwise over arrays.
     np.testing.assert_allclose(metrics_sae.spliced_loss_recovered([1.0, 1.0], [1.0, 3.0], [3.0, 3.0]), [1.0, 0.0])
+
+
+def _sparse_inputs(n, rows=20_000, p=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random((rows, n)) < p, rng.random((rows, n)), 0.0)
+
+
+def test_an_orthonormal_model_is_fully_interpretable_and_so_is_a_perfect_sae():
+    W = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]  # m = n = 4, orthonormal columns
+    x, importance = _sparse_inputs(4), 0.9 ** np.arange(4)
+    report = capability.interpretable_capability(W, np.zeros(4), x, importance)
+    assert report["capability"] > 0 and report["geometric_features"].all()
+    assert report["interpretable_capability"]["geometry"] == pytest.approx(report["capability"])
+    assert report["fraction"]["geometry"] == pytest.approx(1.0)
+    # An SAE whose latents are the features themselves: f = ReLU(Wᵀ W x) = x, ĥ = h exactly.
+    perfect = {"W_enc": W.T, "b_enc": np.zeros(4), "W_dec": W, "b_dec": np.zeros(4)}
+    report = capability.interpretable_capability(W, np.zeros(4), x, importance, sae=perfect)
+    C, c = report["capability"], report["per_feature"]
+    assert report["interpretable_capability"]["sae"] == pytest.approx(C)
+    assert report["interpretable_capability"]["sae_splice"] == pytest.approx(C)
+    assert report["sae"]["mmcs"] == pytest.approx(1.0) and report["sae"]["mcc"] == pytest.approx(1.0)
+    assert report["sae"]["fvu"] == pytest.approx(0.0, abs=1e-12)
+    assert report["sae"]["spliced_loss_recovered"] == {"zero": pytest.approx(1.0), "mean": pytest.approx(1.0)}
+    # Without the latent of feature 3, that feature's capability is no longer interpretable.
+    three = {**perfect, "W_enc": W.T[:3], "b_enc": np.zeros(3), "W_dec": W[:, :3]}
+    report = capability.interpretable_capability(W, np.zeros(4), x, importance, sae=three)
+    assert report["matched_features"].tolist() == [True, True, True, False]
+    assert report["interpretable_capability"]["sae"] == pytest.approx(C - c[3])
+
+
+def test_a_pentagon_has_no_feature_with_a_dimension_of_its_own():
+    angles = 2 * np.pi * np.arange(5) / 5
+    W = np.stack([np.cos(angles), np.sin(angles)])  # (2, 5): D_i = 2/5 each
+    report = capability.interpretable_capability(W, np.full(5, -0.3), _sparse_inputs(5, p=0.02), np.ones(5))
+    assert report["capability"] > 0  # the model does something ...
+    assert not report["geometric_features"].any()  # ... and none of it is in a dimension of its own
+    assert report["interpretable_capability"]["geometry"] == 0.0 and report["fraction"]["geometry"] == 0.0
+
+
+def test_per_feature_capability_sums_to_the_models_own_loss_difference():
+    toy = superposition(n_features=6, n_hidden=3)
+    models = train(toy, [{"feature_probability": 0.1, "importance": 0.8}], seeds=2,
+                   config=TrainConfig(steps=300, elicit_steps=0))
+    for i in range(2):
+        params, hyper = models.instance_params(i), jax.tree.map(lambda leaf: leaf[i], models.hyper)
+        x = np.asarray(toy.sample(jax.random.key(i), hyper, 4096), np.float64)
+        report = capability.interpretable_capability(params["W"], params["b"], x, hyper["importance"])
+        # L_trivial and L_model from the task's own loss: W = 0 with the best bias, and the model.
+        trivial = {"W": np.zeros_like(params["W"]), "b": x.mean(axis=0).astype(np.float32)}
+        C = float(toy.loss(trivial, x.astype(np.float32), hyper) - toy.loss(params, x.astype(np.float32), hyper))
+        assert report["capability"] == pytest.approx(C, rel=1e-4) and C > 0
+        assert report["per_feature"].sum() == pytest.approx(report["capability"], rel=1e-12)

@@ -38,7 +38,7 @@ from toylab.errors import ConfigError
 from toylab.metrics.superposition import checked_weight_matrix
 
 __all__ = ["encode", "decode", "l0", "fraction_of_variance_unexplained", "dead_latents", "cosines", "mmcs",
-           "mcc", "matched_features", "spliced_loss_recovered", "MATCH_THRESHOLD"]
+           "mcc", "match", "matched_features", "spliced_loss_recovered", "MATCH_THRESHOLD"]
 
 # A true feature is matched by a latent whose decoder column has at least this cosine with it.
 MATCH_THRESHOLD = 0.9
@@ -137,10 +137,27 @@ def mmcs(decoder: Any, features: Any, *, feature_axis: int = 1) -> float:
 
 def _one_to_one(cos: np.ndarray) -> np.ndarray:
     """Each feature's cosine with the latent the Hungarian matching gives it; 0 when it gets none."""
+    return _hungarian(cos)[1]
+
+
+def _hungarian(cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, columns = scipy.optimize.linear_sum_assignment(cos, maximize=True)
-    paired = np.zeros(cos.shape[0])
-    paired[rows] = cos[rows, columns]
-    return paired
+    partner, paired = np.full(cos.shape[0], -1), np.zeros(cos.shape[0])
+    partner[rows], paired[rows] = columns, cos[rows, columns]
+    return partner, paired
+
+
+def match(decoder: Any, features: Any, *, feature_axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The one-to-one matching behind :func:`mcc`: each feature's latent and their cosine.
+
+    Returns:
+      ``(partner, cosine)``, both ``(n_features,)``: the latent index paired with feature ``i``
+      (−1 when ``d_sae < n_features`` leaves it none) and their cosine (0 then).
+
+    >>> match([[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])[0].tolist()
+    [1, 0]
+    """
+    return _hungarian(cosines(decoder, features, feature_axis=feature_axis))
 
 
 def mcc(decoder: Any, features: Any, *, feature_axis: int = 1) -> float:
