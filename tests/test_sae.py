@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -164,3 +166,26 @@ def test_per_feature_capability_sums_to_the_models_own_loss_difference():
         C = float(toy.loss(trivial, x.astype(np.float32), hyper) - toy.loss(params, x.astype(np.float32), hyper))
         assert report["capability"] == pytest.approx(C, rel=1e-4) and C > 0
         assert report["per_feature"].sum() == pytest.approx(report["capability"], rel=1e-12)
+
+
+def test_toylab_sae_trains_on_a_file_and_prints_one_json_object(tmp_path):
+    from typer.testing import CliRunner
+
+    from toylab.cli import app
+
+    acts, features = sparse_directions()
+    np.save(tmp_path / "acts.npy", acts)
+    np.save(tmp_path / "features.npy", features.T)  # rows: --feature-axis 0
+    result = CliRunner().invoke(app, ["sae", str(tmp_path / "acts.npy"), "--d-sae", "16", "--k", "1", "--steps", "1500",
+                                      "--seeds", "2", "--features", str(tmp_path / "features.npy"),
+                                      "--feature-axis", "0", "--out", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    envelope = json.loads(result.stdout)
+    saes, best = envelope["result"]["saes"], envelope["result"]["best"]
+    assert [row["seed"] for row in saes] == [0, 1]
+    assert set(best) == {"seed", "l0", "fvu", "dead_latents", "mmcs", "mcc", "matched"}
+    assert best["mcc"] == max(row["mcc"] for row in saes) and best["l0"] <= 1.0
+    # TopK with k = 1 on rows that mostly hold one feature: each latent learns one direction.
+    assert best["mmcs"] >= 0.95 and best["matched"] >= 7
+    with np.load(tmp_path / "run" / "sae.npz") as saved:
+        assert saved["W_dec"].shape == (2, 4, 16)

@@ -345,13 +345,13 @@ def _checked_activations(activations: Any) -> np.ndarray:
     if acts.ndim != 2:
         raise ConfigError(f"activations have shape {acts.shape}: expected 2-D (rows, d_in), one activation "
                           "vector per row")
-    if acts.shape[0] < 2 or acts.shape[1] < 1:
-        raise ConfigError(f"activations have shape {acts.shape}: need at least 2 rows and 1 column")
     bad = ~np.isfinite(acts)
     if bad.any():
         row, column = (int(i) for i in np.argwhere(bad)[0])
         raise ConfigError(f"activations contain {acts[row, column]} at row {row}, column {column} "
                           f"({int(bad.sum())} non-finite entries); remove or fix those rows")
+    if acts.shape[0] < 2 or acts.shape[1] < 1:
+        raise ConfigError(f"activations have shape {acts.shape}: need at least 2 rows and 1 column")
     return np.ascontiguousarray(acts, dtype=np.float32)
 
 
