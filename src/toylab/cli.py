@@ -229,6 +229,7 @@ class Backend(enum.StrEnum):
 class StudyName(enum.StrEnum):
     intro = "intro"
     scurves = "scurves"
+    capability = "capability"
 
 
 class Floats(tuple):
@@ -379,7 +380,7 @@ def scurve(
 
 @app.command()
 def reproduce(
-    study: Annotated[StudyName, typer.Argument(help="intro (Elhage et al. §1) or scurves (Jermyn & Shlegeris)")],
+    study: Annotated[StudyName, typer.Argument(help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris) or capability (S6)")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
