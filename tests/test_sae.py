@@ -189,3 +189,26 @@ def test_toylab_sae_trains_on_a_file_and_prints_one_json_object(tmp_path):
     assert best["mmcs"] >= 0.95 and best["matched"] >= 7
     with np.load(tmp_path / "run" / "sae.npz") as saved:
         assert saved["W_dec"].shape == (2, 4, 16)
+
+
+def test_the_capability_study_reports_both_definitions_per_model(tmp_path):
+    from toylab.experiments import capability as study
+
+    result = study.run(seeds=1, steps=200, families={5: (3,)}, densities=(0.3, 0.05), sae_steps=200,
+                       progress=False)
+    summary = study.summarize(result)
+    assert [(r["n_features"], r["n_hidden"], round(r["feature_probability"], 6)) for r in summary["rows"]] == [
+        (5, 3, 0.3), (5, 3, 0.05)]
+    for row in summary["rows"]:
+        assert {"n_features", "n_hidden", "feature_probability", "capability", "interpretable_capability",
+                "fraction", "sae"} <= set(row)
+        assert set(row["interpretable_capability"]) == set(row["fraction"]) == {"geometry", "sae", "sae_splice"}
+        assert {"l0", "fvu", "mmcs", "mcc", "dead_latents"} <= set(row["sae"])
+        for name, value in row["interpretable_capability"].items():
+            assert row["fraction"][name] == pytest.approx(value / row["capability"])
+        assert row["capability"] == pytest.approx(row["loss_trivial"] - row["loss_model"], rel=1e-9)
+    # Geometry along training: every evaluation of the compute schedule, from init to the end.
+    steps = sorted({t["step"] for t in summary["trajectories"] if round(t["feature_probability"], 6) == 0.05})
+    assert steps[0] == 0 and steps[-1] == 200 and len(steps) >= 4
+    written = study.write_run(tmp_path, result, {"study": study.describe(), **summary})
+    assert {p.name for p in written} >= {"summary.json", "capability.png", "capability_training.png"}

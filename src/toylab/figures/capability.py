@@ -29,9 +29,11 @@ def _families(rows: Sequence[dict[str, Any]], fn: str) -> list[int]:
 def capability_axes(rows: Sequence[dict[str, Any]]) -> Figure:
     """Per family (columns): interpretable capability against capability (top) and the fraction F (bottom).
 
-    One line per density and definition, each point one model width ``m`` (growing along the
-    line); the grey diagonal is ``IC = C`` (everything interpretable). Rows as in
-    ``toylab reproduce capability --json``.
+    Both axes are in units of the trivial loss (``C / L_trivial``: the share of the best
+    constant output's loss the model removes), so densities whose losses differ by orders of
+    magnitude share one scale. One line per density and definition, each point one model width
+    ``m`` (growing along the line); the grey diagonal is ``IC = C`` (everything interpretable).
+    Rows as in ``toylab reproduce capability --json``.
     """
     families = _families(rows, "capability_axes")
     densities = sorted({r["feature_probability"] for r in rows}, reverse=True)
@@ -44,11 +46,12 @@ def capability_axes(rows: Sequence[dict[str, Any]]) -> Figure:
         for p in densities:
             line = sorted((r for r in rows if r["n_features"] == n and r["feature_probability"] == p),
                           key=lambda r: r["n_hidden"])
-            C = np.array([r["capability"] for r in line])
+            scale = np.array([r["loss_trivial"] for r in line])
+            C = np.array([r["capability"] for r in line]) / scale
             largest = max(largest, float(np.nanmax(C)) if C.size else 0.0)
             for definition, style, marker, _ in _DEFINITIONS:
                 ic = np.array([np.nan if r["interpretable_capability"][definition] is None
-                               else r["interpretable_capability"][definition] for r in line])
+                               else r["interpretable_capability"][definition] for r in line]) / scale
                 fraction = np.array([np.nan if r["fraction"][definition] is None else r["fraction"][definition]
                                      for r in line])
                 top.plot(C, ic, style, marker=marker, ms=3, lw=1, color=colors[p])
@@ -56,11 +59,11 @@ def capability_axes(rows: Sequence[dict[str, Any]]) -> Figure:
         top.plot([0, largest], [0, largest], color=st.REFERENCE, lw=0.6, zorder=0)
         top.set_title(f"n = {n} features, m = {min(r['n_hidden'] for r in rows if r['n_features'] == n)}"
                       f"…{max(r['n_hidden'] for r in rows if r['n_features'] == n)}", fontsize=st.TITLE_SIZE)
-        top.set_ylabel("interpretable capability IC", fontsize=st.LABEL_SIZE)
+        top.set_ylabel("interpretable capability IC / L_trivial", fontsize=st.LABEL_SIZE)
         bottom.set_ylabel("fraction F = IC / C", fontsize=st.LABEL_SIZE)
         bottom.set_ylim(-0.05, 1.05)
         for ax in (top, bottom):
-            ax.set_xlabel("capability C = L_trivial − L_model", fontsize=st.LABEL_SIZE)
+            ax.set_xlabel("capability C / L_trivial = 1 − L_model / L_trivial", fontsize=st.LABEL_SIZE)
             st.tidy(ax)
     handles = [Line2D([], [], color=colors[p], lw=1.5, label=f"p = {p:g}") for p in densities]
     handles += [Line2D([], [], color=st.INK, ls=style, marker=marker, ms=3, lw=1, label=label)
@@ -72,7 +75,8 @@ def capability_axes(rows: Sequence[dict[str, Any]]) -> Figure:
 def capability_along_training(trajectories: Sequence[dict[str, Any]]) -> Figure:
     """Each model's path through (C, IC_geometry) over training, one panel per density.
 
-    Colour: the hidden width ``m``; a dot marks the end of training.
+    Axes in units of the trivial loss, as in :func:`capability_axes`. Colour: the hidden width
+    ``m``; a dot marks the end of training.
     """
     families = _families(trajectories, "capability_along_training")
     points = [t for t in trajectories if t["n_features"] == families[0]]
@@ -86,15 +90,19 @@ def capability_along_training(trajectories: Sequence[dict[str, Any]]) -> Figure:
         for m in widths:
             path = sorted((t for t in points if t["feature_probability"] == p and t["n_hidden"] == m),
                           key=lambda t: t["step"])
-            C = np.array([t["capability"] for t in path])
-            ic = np.array([t["geometry"] for t in path])
+            scale = np.array([t["loss_trivial"] for t in path])
+            C = np.array([t["capability"] for t in path]) / scale
+            ic = np.array([t["geometry"] for t in path]) / scale
             largest = max(largest, float(C.max()) if C.size else 0.0)
             ax.plot(C, ic, lw=1, color=colors[m], label=f"m = {m}")
             ax.plot(C[-1:], ic[-1:], "o", ms=3, color=colors[m])
         ax.plot([0, largest], [0, largest], color=st.REFERENCE, lw=0.6, zorder=0)
+        # At init C is far below 0 (ReLU(WᵀW x) of random W is worse than a constant): the
+        # axis starts near 0 so the part of training where capability is gained stays readable.
+        ax.set_xlim(-0.05 * largest, 1.05 * largest)
         ax.set_title(f"n = {families[0]}, p = {p:g}", fontsize=st.TITLE_SIZE)
-        ax.set_xlabel("capability C", fontsize=st.LABEL_SIZE)
+        ax.set_xlabel("C / L_trivial", fontsize=st.LABEL_SIZE)
         st.tidy(ax)
-    axes[0].set_ylabel("IC (geometry) along training", fontsize=st.LABEL_SIZE)
+    axes[0].set_ylabel("IC_geometry / L_trivial along training", fontsize=st.LABEL_SIZE)
     axes[-1].legend(fontsize=st.NOTE_SIZE, frameon=False)
     return fig
