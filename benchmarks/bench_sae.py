@@ -75,7 +75,7 @@ def reference_steps_per_second(acts: np.ndarray, steps: int, warmup_steps: int =
         loss.sum().backward()  # the SAEs are independent: the sum's gradient is each one's own
         optimizer.step()
         with torch.no_grad():
-            W_dec /= W_dec.norm(dim=1, keepdim=True)
+            W_dec.div_(W_dec.norm(dim=1, keepdim=True))
 
     for _ in range(warmup_steps):
         step()
