@@ -36,7 +36,8 @@ nothing on stdout.
 ``result`` per command: ``tms`` and ``reproduce intro``: ``instances`` and ``best`` (see
 :func:`toylab.experiments.tms.summarize`; ``reproduce`` adds ``study``); ``scurve``:
 ``runs`` (:func:`toylab.experiments.scurve.summarize`); ``reproduce scurves``:
-:func:`toylab.experiments.scurves_paper.summarize` and ``study``; ``phase``:
+:func:`toylab.experiments.scurves_paper.summarize` and ``study``; ``reproduce capability``:
+:func:`toylab.experiments.capability.summarize` (``rows``, one per model) and ``study``; ``phase``:
 :func:`toylab.experiments.phase.public`; ``measure``: :func:`toylab.arrays.measure_file`;
 ``rescale-check``: :func:`toylab.experiments.rescale.summarize`; ``sae``: :func:`toylab.sae.summarize`
 (``saes``, one per seed, and ``best``); ``sweep``:

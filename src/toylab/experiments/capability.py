@@ -27,9 +27,21 @@ All SAEs of one width train side by side in one compiled program.
 Along training (the second figure): the smallest family's (``n = 20``) weights at every evaluation of the
 compute schedule (every 4× of compute), measured by the geometric definition.
 
-Runtime: see the README (measured on 2 CPU cores).
+Runtime: 5.5 minutes on 2 busy CPU cores (load average 5–6; 246 s of CPU time).
 
-What toylab finds is written in the run's ``summary.json`` ``note`` and in the README.
+Expected result (the run's ``summary.json`` ``note`` gives the fractions per family and density):
+
+- By geometry, sparse models (p ≤ 0.1) have ``F_geometry = 0`` at every m ≤ 8 (n = 20; at
+  n = 64, m ≤ 8, and m ≤ 16 for p ≤ 0.03) although they remove 19–98% of the trivial loss;
+  ``F_geometry`` reaches 1 only at m = n. ``IC_geometry`` never falls as m grows (one exception,
+  n = 64, p = 0.3, m = 8, by 0.0001): a floor at 0, not a valley. Dense models keep
+  ``F_geometry`` between 0.53 and 1.
+- The SAE fills that floor: ``F_sae ≥ 0.93`` at p ≤ 0.03 and ≥ 0.58 at p ∈ {0.1, 0.3}; but
+  ``F_sae = 0`` for dense models of width ≥ 8 (MCC 0.3–0.8): on dense activations no latent
+  lines up with a feature. At n = 20, p = 1, ``F_sae`` = 1, 0.55, 0.39, 0.25, 0, 0, 0 for
+  m = 1 … 20: the SAE reading's valley is on dense data.
+- In one hidden dimension every direction has cosine ±1 with every other: ``F_sae = 1`` at
+  m = 1 is an artifact of cosine matching.
 """
 
 from __future__ import annotations
