@@ -212,3 +212,21 @@ def test_the_capability_study_reports_both_definitions_per_model(tmp_path):
     assert steps[0] == 0 and steps[-1] == 200 and len(steps) >= 4
     written = study.write_run(tmp_path, result, {"study": study.describe(), **summary})
     assert {p.name for p in written} >= {"summary.json", "capability.png", "capability_training.png"}
+
+
+def test_a_sweep_trains_saes_on_a_file_named_in_its_spec(tmp_path):
+    from toylab import sweeps
+
+    acts, features = sparse_directions(rows=4000)
+    np.save(tmp_path / "acts.npy", acts)
+    np.save(tmp_path / "features.npy", features)
+    spec = {"task": "toylab.tasks.sae:sae_on_activations", "seeds": 2,
+            "task_params": {"activations": str(tmp_path / "acts.npy"), "features": str(tmp_path / "features.npy"),
+                            "d_sae": 16},
+            "axes": {"l1_coefficient": [0.01, 0.1]},
+            "train": {"steps": 50, "optimizer": "adam", "lr": 3e-3, "elicit_steps": 0}}
+    summary = sweeps.run(spec, store=tmp_path / "saes.sqlite")
+    assert summary.failed == 0
+    result = sweeps.load(tmp_path / "saes.sqlite").train_result()
+    assert result.params["W_dec"].shape == (4, 4, 16)
+    assert np.isfinite(result.history("mmcs")[-1]).all()

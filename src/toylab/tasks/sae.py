@@ -47,6 +47,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import jax
@@ -55,6 +56,7 @@ import numpy as np
 import optax
 from jaxtyping import Array
 
+from toylab.arrays import load_array
 from toylab.errors import ConfigError
 from toylab.metrics.sae import MATCH_THRESHOLD, decode, encode
 from toylab.tasks.base import Task
@@ -172,8 +174,9 @@ def sae_on_activations(
     (topk). Training batches are rows drawn uniformly with replacement from the training rows.
 
     Args:
-      activations: ``(rows, d_in)`` floats (numpy, JAX, or anything ``numpy.asarray`` reads);
-        checked finite and 2-D.
+      activations: ``(rows, d_in)`` floats (numpy, JAX, PyTorch, or anything ``numpy.asarray``
+        reads), or the path of a ``.npy``/``.npz``/``.safetensors`` file holding them (a sweep
+        spec's ``[task_params] activations = "acts.npy"``); checked finite and 2-D.
       d_sae: latents per SAE.
       architecture: ``"standard"`` (ReLU with an L1 penalty) or ``"topk"``.
       held_out: the first rows, kept out of training and measured on; default
@@ -333,7 +336,17 @@ def sae_on_models(
 
 
 def _checked_activations(activations: Any) -> np.ndarray:
-    """A finite float32 ``(rows, d_in)`` array with at least 2 rows, or a one-line ConfigError."""
+    """A finite float32 ``(rows, d_in)`` array with at least 2 rows, or a one-line ConfigError.
+
+    A path (``str`` or :class:`pathlib.Path`) is read as ``toylab measure`` reads files, so a
+    sweep spec can name its activations in ``[task_params]``.
+    """
+    if isinstance(activations, (str, Path)):
+        try:
+            return _checked_activations(load_array(activations))
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(str(activations)) else f"{activations}: {message}") from None
     if hasattr(activations, "detach"):  # a PyTorch tensor, possibly on a GPU: never import torch
         activations = activations.detach().cpu().float().numpy()
     try:
@@ -356,11 +369,13 @@ def _checked_activations(activations: Any) -> np.ndarray:
 
 
 def checked_features(features: Any, d_in: int) -> np.ndarray:
-    """True feature directions as unit columns ``(d_in, n_features)``, float32.
+    """True feature directions as unit columns ``(d_in, n_features)``, float32 (from an array or a file path).
 
     Raises:
       ConfigError: not a finite 2-D array, a first axis other than ``d_in``, or a zero column.
     """
+    if isinstance(features, (str, Path)):
+        features = load_array(features)
     if hasattr(features, "detach"):
         features = features.detach().cpu().float().numpy()
     array = np.asarray(features, dtype=np.float64) if np.asarray(features).dtype.kind in "biuf" else None
