@@ -210,6 +210,11 @@ def test_the_capability_study_reports_both_definitions_per_model(tmp_path):
     # Geometry along training: every evaluation of the compute schedule, from init to the end.
     steps = sorted({t["step"] for t in summary["trajectories"] if round(t["feature_probability"], 6) == 0.05})
     assert steps[0] == 0 and steps[-1] == 200 and len(steps) >= 4
+    # From step 16 on every evaluation has its own SAE, the last one the SAE of the row.
+    with_sae = {t["step"] for t in summary["trajectories"] if t["sae"] is not None}
+    assert with_sae == {step for step in steps if step >= 16}
+    last = [t for t in summary["trajectories"] if t["step"] == 200]
+    assert [t["sae"] for t in last] == [r["interpretable_capability"]["sae"] for r in summary["rows"]]
     written = study.write_run(tmp_path, result, {"study": study.describe(), **summary})
     assert {p.name for p in written} >= {"summary.json", "capability.png", "capability_training.png"}
 

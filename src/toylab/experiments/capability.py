@@ -24,8 +24,9 @@ density); for each model the λ whose SAE has the highest MCC against the repres
 is kept (the true features are known here; this picks the SAE a ground-truth benchmark would).
 All SAEs of one width train side by side in one compiled program.
 
-Along training (the second figure): the smallest family's (``n = 20``) weights at every evaluation of the
-compute schedule (every 4× of compute), measured by the geometric definition.
+Along training (the second figure): the smallest family's (``n = 20``) weights at every
+evaluation of the compute schedule (every 4× of compute), measured by both definitions; from
+step 16 on each snapshot gets its own SAE, with the λ scale chosen for the final model.
 
 Runtime: 5.5 minutes on 2 busy CPU cores (load average 5–6; 246 s of CPU time).
 
@@ -84,7 +85,7 @@ def describe() -> dict[str, Any]:
 @dataclasses.dataclass(frozen=True)
 class CapabilityResult:
     rows: list[dict[str, Any]]  # one per model (the best seed of each n, m, p)
-    trajectories: list[dict[str, Any]]  # the trajectory family: C and IC_geometry at every evaluation
+    trajectories: list[dict[str, Any]]  # the smallest family: C, IC_geometry and IC_sae at every evaluation
     diverged: int
     total: int
 
@@ -121,35 +122,67 @@ def run(*, seeds: int = SEEDS, steps: int = STEPS, seed: int = 0, progress: bool
             hyper = jax.tree.map(lambda leaf: np.asarray(leaf)[best], models.hyper)
             samples = [np.asarray(toy.sample(jax.random.key(10_000 + j), jax.tree.map(lambda leaf: leaf[j], hyper),
                                              MEASURE_ROWS), np.float64) for j in range(len(best))]
-            saes = _train_saes(toy, params, hyper, samples, n, sae_steps, l1_scales, seed)
-            for j, index in enumerate(best):
+            saes = _train_saes(toy, params, hyper, samples, n, sae_steps, [l1_scales] * len(best), seed)
+            chosen_scale = []
+            for j in range(len(best)):
                 W, b, importance = params["W"][j], params["b"][j], hyper["importance"][j]
-                report = max((interpretable_capability(W, b, samples[j], importance, sae=sae) for sae in saes[j]),
-                             key=lambda r: -np.inf if r["sae"]["mcc"] is None else r["sae"]["mcc"])
-                rows.append(_row(n, m, float(hyper["feature_probability"][j][0]), report))
-                for step, weights in [*snapshots, (steps, {k: np.asarray(v) for k, v in models.params.items()})]:
-                    geometry = interpretable_capability(weights["W"][index], weights["b"][index], samples[j],
-                                                        importance)
-                    trajectories.append({"n_features": n, "n_hidden": m, "feature_probability": rows[-1][
-                        "feature_probability"], "step": step, "capability": geometry["capability"],
-                        "loss_trivial": geometry["loss_trivial"],
-                        "geometry": geometry["interpretable_capability"]["geometry"]})
+                reports = [interpretable_capability(W, b, samples[j], importance, sae=sae) for sae in saes[j]]
+                pick = int(np.argmax([-np.inf if r["sae"]["mcc"] is None else r["sae"]["mcc"] for r in reports]))
+                chosen_scale.append(l1_scales[pick])
+                rows.append(_row(n, m, float(hyper["feature_probability"][j][0]), reports[pick]))
+            if n == tracked:
+                final = (steps, {name: np.asarray(value) for name, value in models.params.items()})
+                trajectories += _along_training(toy, [*snapshots, final], best, hyper, samples, chosen_scale,
+                                                [row["interpretable_capability"]["sae"] for row in rows[-len(best):]],
+                                                n, m, sae_steps, seed)
     return CapabilityResult(rows, trajectories, diverged, total)
 
 
 def _train_saes(toy, params, hyper, samples, n, steps, l1_scales, seed) -> list[list[dict[str, np.ndarray]]]:
-    """For each model, one SAE per λ scale (all trained side by side), as numpy weights."""
-    configs = []
+    """For each model ``j``, one SAE per λ scale in ``l1_scales[j]`` (all trained side by side)."""
+    configs, owner = [], []
     for j, x in enumerate(samples):
         h = x @ params["W"][j].T
         rms = float(np.sqrt(np.mean(np.sum((h - h.mean(axis=0)) ** 2, axis=1))))
-        configs += [{"model": j, "l1_coefficient": scale * rms} for scale in l1_scales]
+        configs += [{"model": j, "l1_coefficient": scale * rms} for scale in l1_scales[j]]
+        owner += [j] * len(l1_scales[j])
     task = sae_on_models(toy, params, hyper, d_sae=2 * n, batch_size=256)
-    result = train(task, configs, seeds=1, seed=seed,
+    result = train(task, configs, seeds=1, seed=seed, progress=False,
                    config=TrainConfig(steps=steps, optimizer="adam", lr=3e-3, elicit_steps=0))
-    weights = [result.instance_params(i) for i in range(len(configs))]
-    per_model = len(l1_scales)
-    return [weights[j * per_model:(j + 1) * per_model] for j in range(len(samples))]
+    weights: list[list[dict[str, np.ndarray]]] = [[] for _ in samples]
+    for i, j in enumerate(owner):
+        weights[j].append(result.instance_params(i))
+    return weights
+
+
+# Evaluations before this step are left without an SAE: the weights are still near their random
+# init (C < 0), and the first evaluations (steps 0, 1, 4) would triple the SAEs to train.
+_FIRST_SAE_STEP = 16
+
+
+def _along_training(toy, snapshots, best, hyper, samples, scales, final_sae, n, m, sae_steps, seed):
+    """C, IC_geometry and IC_sae of each best model at every evaluation; one SAE per snapshot
+    (from step 16 on), with the λ scale chosen for the final model, all trained side by side."""
+    points, stacked = [], []  # stacked: (j, snapshot weights) of the points that get an SAE
+    for step, weights in snapshots:
+        for j, index in enumerate(best):
+            W, b = weights["W"][index], weights["b"][index]
+            report = interpretable_capability(W, b, samples[j], hyper["importance"][j])
+            points.append({"n_features": n, "n_hidden": m, "feature_probability": float(
+                hyper["feature_probability"][j][0]), "step": step, "capability": report["capability"],
+                "loss_trivial": report["loss_trivial"], "geometry": report["interpretable_capability"]["geometry"],
+                "sae": final_sae[j] if step == snapshots[-1][0] else None})
+            if _FIRST_SAE_STEP <= step < snapshots[-1][0]:
+                stacked.append((len(points) - 1, j, W, b))
+    if stacked:
+        params = {"W": np.stack([W for _, _, W, _ in stacked]), "b": np.stack([b for _, _, _, b in stacked])}
+        picked = jax.tree.map(lambda leaf: np.asarray(leaf)[[j for _, j, _, _ in stacked]], hyper)
+        draws = [samples[j] for _, j, _, _ in stacked]
+        saes = _train_saes(toy, params, picked, draws, n, sae_steps, [(scales[j],) for _, j, _, _ in stacked], seed)
+        for (point, j, W, b), sae in zip(stacked, saes, strict=True):
+            report = interpretable_capability(W, b, samples[j], hyper["importance"][j], sae=sae[0])
+            points[point]["sae"] = report["interpretable_capability"]["sae"]
+    return points
 
 
 def _row(n: int, m: int, p: float, report: dict[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,8 @@ def capability_axes(rows: Sequence[dict[str, Any]]) -> Figure:
 
 
 def capability_along_training(trajectories: Sequence[dict[str, Any]]) -> Figure:
-    """Each model's path through (C, IC_geometry) over training, one panel per density.
+    """Each model's path through (C, IC) over training, one panel per density: solid
+    IC_geometry, dashed IC_sae (where the study trained an SAE on that evaluation's weights).
 
     Axes in units of the trivial loss, as in :func:`capability_axes`. Colour: the hidden width
     ``m``; a dot marks the end of training.
@@ -96,6 +97,11 @@ def capability_along_training(trajectories: Sequence[dict[str, Any]]) -> Figure:
             largest = max(largest, float(C.max()) if C.size else 0.0)
             ax.plot(C, ic, lw=1, color=colors[m], label=f"m = {m}")
             ax.plot(C[-1:], ic[-1:], "o", ms=3, color=colors[m])
+            with_sae = np.array([t.get("sae") is not None for t in path])
+            if with_sae.any():
+                sae = np.array([t["sae"] for t in path if t.get("sae") is not None]) / scale[with_sae]
+                ax.plot(C[with_sae], sae, "--", lw=1, color=colors[m])
+                ax.plot(C[with_sae][-1:], sae[-1:], "s", ms=3, color=colors[m])
         ax.plot([0, largest], [0, largest], color=st.REFERENCE, lw=0.6, zorder=0)
         # At init C is far below 0 (ReLU(WᵀW x) of random W is worse than a constant): the
         # axis starts near 0 so the part of training where capability is gained stays readable.
@@ -103,6 +109,9 @@ def capability_along_training(trajectories: Sequence[dict[str, Any]]) -> Figure:
         ax.set_title(f"n = {families[0]}, p = {p:g}", fontsize=st.TITLE_SIZE)
         ax.set_xlabel("C / L_trivial", fontsize=st.LABEL_SIZE)
         st.tidy(ax)
-    axes[0].set_ylabel("IC_geometry / L_trivial along training", fontsize=st.LABEL_SIZE)
-    axes[-1].legend(fontsize=st.NOTE_SIZE, frameon=False)
+    axes[0].set_ylabel("IC / L_trivial along training", fontsize=st.LABEL_SIZE)
+    handles, _ = axes[-1].get_legend_handles_labels()
+    handles += [Line2D([], [], color=st.INK, lw=1, label="geometry"),
+                Line2D([], [], color=st.INK, ls="--", lw=1, label="SAE match")]
+    axes[-1].legend(handles=handles, fontsize=st.NOTE_SIZE, frameon=False)
     return fig
