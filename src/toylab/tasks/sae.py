@@ -40,8 +40,8 @@ least 0.9). :mod:`toylab.metrics.sae` has these and the one-to-one (Hungarian) m
 Example:
     >>> import numpy as np
     >>> task = sae_on_activations(np.random.default_rng(0).random((512, 4), np.float32), d_sae=8, held_out=64)
-    >>> sorted(task.hyper({"l1_coefficient": 0.01}))
-    ['k', 'l1_coefficient']
+    >>> task.hyper({"l1_coefficient": 0.01})
+    {'l1_coefficient': np.float32(0.01)}
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _hyper_reader(d_sae: int, architecture: str, extra: Mapping[str, Any] | None
         if isinstance(l1, bool) or not isinstance(l1, (int, float, np.integer, np.floating)) \
                 or not (np.isfinite(l1) and l1 >= 0):
             raise ConfigError(f"l1_coefficient={l1!r}: the sparsity penalty λ must be a finite number ≥ 0")
-        values = {"l1_coefficient": np.float32(l1), "k": np.int32(d_sae)}
+        values = {"l1_coefficient": np.float32(l1)}
         if architecture == "topk":
             if "k" not in config:
                 raise ConfigError(f"a topk SAE needs k, the active latents per row (1 to d_sae={d_sae})")
