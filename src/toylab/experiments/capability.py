@@ -28,7 +28,7 @@ Along training (the second figure): the smallest family's (``n = 20``) weights a
 evaluation of the compute schedule (every 4× of compute), measured by both definitions; from
 step 16 on each snapshot gets its own SAE, with the λ scale chosen for the final model.
 
-Runtime: 5.5 minutes on 2 busy CPU cores (load average 5–6; 246 s of CPU time).
+Runtime: 4.7 minutes on 2 CPU cores shared with other jobs (load average 2–5; 280 s of CPU time).
 
 Expected result (the run's ``summary.json`` ``note`` gives the fractions per family and density):
 
@@ -41,6 +41,9 @@ Expected result (the run's ``summary.json`` ``note`` gives the fractions per fam
   ``F_sae = 0`` for dense models of width ≥ 8 (MCC 0.3–0.8): on dense activations no latent
   lines up with a feature. At n = 20, p = 1, ``F_sae`` = 1, 0.55, 0.39, 0.25, 0, 0, 0 for
   m = 1 … 20: the SAE reading's valley is on dense data.
+- Along training (n = 20), on sparse data ``IC_sae`` follows ``C`` while ``IC_geometry`` stays 0;
+  at p = 0.3, m = 12 the SAE reading lags mid-training (C/L_trivial 0.74, IC_sae/L_trivial 0.30
+  at step 256) and falls back from 0.87 to 0.78 at the end as ``IC_geometry`` rises.
 - In one hidden dimension every direction has cosine ±1 with every other: ``F_sae = 1`` at
   m = 1 is an artifact of cosine matching.
 """

@@ -106,6 +106,7 @@ def capability_along_training(trajectories: Sequence[dict[str, Any]]) -> Figure:
         # At init C is far below 0 (ReLU(WᵀW x) of random W is worse than a constant): the
         # axis starts near 0 so the part of training where capability is gained stays readable.
         ax.set_xlim(-0.05 * largest, 1.05 * largest)
+        ax.set_ylim(-0.1 * largest, 1.05 * largest)  # IC of those early weights can be far below 0 too
         ax.set_title(f"n = {families[0]}, p = {p:g}", fontsize=st.TITLE_SIZE)
         ax.set_xlabel("C / L_trivial", fontsize=st.LABEL_SIZE)
         st.tidy(ax)
