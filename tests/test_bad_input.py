@@ -49,6 +49,7 @@ def _write_inputs(folder: Path) -> None:
     np.save(folder / "W.npy", np.stack([np.cos(angles), np.sin(angles)]))
     np.save(folder / "vec.npy", np.ones(5))
     np.save(folder / "nan.npy", np.array([[1.0, np.nan]]))
+    np.save(folder / "acts.npy", np.random.default_rng(0).random((100, 3)).astype(np.float32))
     np.save(folder / "complex.npy", np.ones((2, 2), complex))
     np.save(folder / "stack.npy", np.ones((3, 2, 2)))
     np.save(folder / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -235,6 +236,22 @@ CLI_CASES = [
     ("measure {in}/W.npy --array X", "--array 'X' given"),
     ("measure {in}/weights.py", "unknown file type '.py'"),
     ("measure {in}/bad.safetensors", "bad.safetensors: not a readable .safetensors file"),
+    # sae
+    ("sae {in}/vec.npy", "vec.npy: activations have shape (5,): expected 2-D (rows, d_in)"),
+    ("sae {in}/nan.npy", "nan.npy: activations contain nan at row 0, column 1"),
+    ("sae {in}/acts.npy --d-sae 4 --k 5", "k=5: expected an integer from 1 to d_sae=4"),
+    ("sae {in}/acts.npy --k 0", "k=0: expected an integer from 1 to d_sae=12"),
+    ("sae {in}/acts.npy --l1 -1", "l1_coefficient=-1.0: the sparsity penalty"),
+    ("sae {in}/acts.npy --l1 nan", "l1_coefficient=nan"),
+    ("sae {in}/acts.npy --l1 0.1 --k 2", "give one, the L1 penalty or TopK's k"),
+    ("sae {in}/acts.npy --features {in}/W.npy", "W.npy: features have dimension 2 (shape (2, 5)) but the "
+     "activations have d_in=3"),
+    ("sae {in}/acts.npy --features {in}/W.npy --feature-axis 0", "features have dimension 5"),
+    ("sae {in}/acts.npy --feature-axis 2", "feature_axis=2"),
+    ("sae {in}/acts.npy --d-sae 0", "d_sae=0"),
+    ("sae {in}/acts.npy --steps 0", "steps=0"),
+    ("sae {in}/missing.npy", "missing.npy: no such file"),
+    ("sae {in}/objects.npy", "objects.npy: holds Python objects"),
     # rescale-check
     ("rescale-check --scales 0", "c=0.0 is not a finite number > 0"),
     ("rescale-check --scales nan", "c=nan"),
@@ -348,6 +365,11 @@ def _api_cases(inputs: Path):
         ("SweepSpec train lr inf", lambda: sweeps.SweepSpec(task="superposition", fixed={"feature_probability": 0.1},
                                                             train={"lr": INF}), "train.lr=inf"),
         ("SweepSpec unknown axis", lambda: sweeps.SweepSpec(task="superposition", axes={"p": [0.1]}), "p=0.1"),
+        ("sae.fit 1-D", lambda: toylab.sae.fit(np.ones(5)), "activations have shape (5,): expected 2-D"),
+        ("sae.fit NaN", lambda: toylab.sae.fit([[1.0, 2.0], [NAN, 0.0]]), "activations contain nan at row 1, column 0"),
+        ("sae.fit k > d_sae", lambda: toylab.sae.fit(np.ones((9, 3)), d_sae=4, k=5), "k=5: expected an integer from 1"),
+        ("sae.fit λ < 0", lambda: toylab.sae.fit(np.ones((9, 3)), l1_coefficient=-0.5), "l1_coefficient=-0.5"),
+        ("sae.fit features", lambda: toylab.sae.fit(np.ones((9, 3)), features=np.eye(2)), "features have dimension 2"),
         ("load_spec missing", lambda: sweeps.load_spec(inputs / "missing.toml"), "no such sweep spec"),
     ]
 
@@ -366,7 +388,7 @@ def test_a_bad_api_call_raises_one_config_error_line_naming_the_value(guarded, i
 
 def test_the_tables_cover_every_command_and_sixty_cases():
     commands = {(case.values if hasattr(case, "marks") else case)[0].split()[0] for case in CLI_CASES}
-    assert commands == {"tms", "scurve", "reproduce", "phase", "measure", "rescale-check", "sweep"}
+    assert commands == {"tms", "scurve", "reproduce", "phase", "measure", "rescale-check", "sweep", "sae"}
     assert len(CLI_CASES) + len(API_NAMES) >= 60
 
 

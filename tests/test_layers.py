@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("arrays",),  # weight files read as data, checked with metrics' as_weight_matrix
     ("tasks",),  # one file per task; a task may measure itself with metrics
     ("train",),  # the trainer: tasks in, a TrainResult out
+    ("sae",),  # toylab.sae.fit: SAEs trained on a user's activations, measured on held-out rows
     ("store",),  # SQLite rows and weight files; knows nothing of tasks or training
     ("sweeps",),  # grids of train() calls into a store, and a store back into a TrainResult
     ("figures",),  # pure functions: results (metrics' and theory's) -> matplotlib Figure

@@ -3,7 +3,7 @@
 import pytest
 
 from toylab.errors import ConfigError
-from toylab.experiments import STUDIES, intro, scurve, tms
+from toylab.experiments import STUDIES, capability, intro, scurve, tms
 from toylab.experiments.studies import reproduce
 
 
@@ -16,14 +16,14 @@ def test_every_study_runs_summarizes_saves_and_reports_itself():
 
 
 def test_reproduce_refuses_an_unknown_study_and_a_store_it_would_not_use(tmp_path):
-    with pytest.raises(ConfigError, match="unknown study 'nope'; available: intro, scurves"):
+    with pytest.raises(ConfigError, match="unknown study 'nope'; available: capability, intro, scurves"):
         reproduce("nope", tmp_path)
     with pytest.raises(ConfigError, match="--store .*: only the intro study trains as a sweep into a store"):
         reproduce("scurves", tmp_path / "out", store=tmp_path / "s.sqlite")
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("run", [tms.run, scurve.run])
+@pytest.mark.parametrize("run", [tms.run, scurve.run, capability.run])
 def test_fewer_than_one_seed_is_refused_by_name(run):
     with pytest.raises(ConfigError, match="seeds=0: need at least 1 seed per config"):
         run(seeds=0)

@@ -5,6 +5,7 @@ The public API in one place::
     from toylab import Task, TrainConfig, metrics, superposition, train
     toylab.load(store)        # a sweep store (toylab sweep) as pandas DataFrames
     toylab.load(store).train_result()   # ... or as one TrainResult
+    toylab.sae.fit(activations, d_sae=16, l1_coefficient=0.1)   # SAEs on your activations
 """
 
 import importlib
@@ -12,7 +13,7 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "Evaluation", "Population", "Task", "TrainConfig", "TrainResult", "load",
-           "metrics", "superposition", "train"]
+           "metrics", "sae", "superposition", "train"]
 
 # Where each public name lives. They load on first use, not with `import toylab`: these modules
 # import JAX (and load: pandas), which costs seconds that `toylab --help` or a mistyped flag
@@ -20,7 +21,7 @@ __all__ = ["ConfigError", "Evaluation", "Population", "Task", "TrainConfig", "Tr
 # ConfigError too: toylab.errors imports pydantic, a few tenths of a second before `python -m toylab`
 # reaches the code that answers Ctrl-C (toylab.__main__).
 _LAZY = {"ConfigError": ("toylab.errors", "ConfigError"),
-         "metrics": ("toylab.metrics", None), "Task": ("toylab.tasks", "Task"),
+         "metrics": ("toylab.metrics", None), "sae": ("toylab.sae", None), "Task": ("toylab.tasks", "Task"),
          "superposition": ("toylab.tasks", "superposition"), "Evaluation": ("toylab.train", "Evaluation"),
          "TrainConfig": ("toylab.train", "TrainConfig"), "TrainResult": ("toylab.train", "TrainResult"),
          "train": ("toylab.train", "train"), "Population": ("toylab.train", "Population"),

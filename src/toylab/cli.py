@@ -36,9 +36,11 @@ nothing on stdout.
 ``result`` per command: ``tms`` and ``reproduce intro``: ``instances`` and ``best`` (see
 :func:`toylab.experiments.tms.summarize`; ``reproduce`` adds ``study``); ``scurve``:
 ``runs`` (:func:`toylab.experiments.scurve.summarize`); ``reproduce scurves``:
-:func:`toylab.experiments.scurves_paper.summarize` and ``study``; ``phase``:
+:func:`toylab.experiments.scurves_paper.summarize` and ``study``; ``reproduce capability``:
+:func:`toylab.experiments.capability.summarize` (``rows``, one per model) and ``study``; ``phase``:
 :func:`toylab.experiments.phase.public`; ``measure``: :func:`toylab.arrays.measure_file`;
-``rescale-check``: :func:`toylab.experiments.rescale.summarize`; ``sweep``:
+``rescale-check``: :func:`toylab.experiments.rescale.summarize`; ``sae``: :func:`toylab.sae.summarize`
+(``saes``, one per seed, and ``best``); ``sweep``:
 :class:`toylab.sweeps.SweepSummary` fields, ``select`` and ``best`` (one cell per grid point).
 """
 
@@ -228,6 +230,7 @@ class Backend(enum.StrEnum):
 class StudyName(enum.StrEnum):
     intro = "intro"
     scurves = "scurves"
+    capability = "capability"
 
 
 class Floats(tuple):
@@ -378,7 +381,7 @@ def scurve(
 
 @app.command()
 def reproduce(
-    study: Annotated[StudyName, typer.Argument(help="intro (Elhage et al. §1) or scurves (Jermyn & Shlegeris)")],
+    study: Annotated[StudyName, typer.Argument(help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris) or capability (S6)")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
@@ -440,6 +443,39 @@ def measure(
 
     measured = measure_file(file, array=array, feature_axis=feature_axis, index=index)
     _finish("measure", measured, measure_tables(measured), as_json=as_json)
+
+
+@app.command()
+def sae(
+    file: Annotated[Path, typer.Argument(help="activations (rows, d_in): a .npy, .npz or .safetensors file")],
+    array: Annotated[str | None, typer.Option(help="the array's name in an .npz or .safetensors file")] = None,
+    d_sae: Annotated[int | None, typer.Option("--d-sae", help="latents per SAE (default 4 × d_in)")] = None,
+    l1: Annotated[float | None, typer.Option(
+        "--l1", help="l1_coefficient λ ≥ 0 (default 0.3 × the activations' RMS norm)")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="TopK SAEs with k active latents per row (instead of --l1)")] = None,
+    steps: Annotated[int, typer.Option(help="optimizer steps per SAE")] = 5000,
+    seeds: Annotated[int, typer.Option(help="SAEs trained side by side, one per seed")] = 4,
+    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    lr: Annotated[float, typer.Option(help="Adam's learning rate")] = 3e-3,
+    features: Annotated[Path | None, typer.Option(
+        help="true feature directions (a .npy, .npz or .safetensors file): adds MMCS, MCC, matched")] = None,
+    feature_axis: Annotated[int, typer.Option(help="1: features are columns (d_in, n); 0: rows (n, d_in)")] = 1,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/sae-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train sparse autoencoders on your activations and measure them (L0, FVU, dead latents; MMCS, MCC)."""
+    with _loading():
+        from toylab import sae as sae_api
+        from toylab.experiments.runs import prepare_run_folder
+
+    target = prepare_run_folder(out, "sae", overwrite=overwrite)
+    fitted = sae_api.fit_file(file, array=array, features=features, feature_axis=feature_axis, d_sae=d_sae,
+                              l1_coefficient=l1, k=k, steps=steps, seeds=seeds, seed=seed, lr=lr)
+    summary = sae_api.summarize(fitted)
+    folder = target.create()
+    sae_api.write_run(folder, fitted, summary)
+    _finish("sae", summary, sae_api.tables(summary), folder=folder, as_json=as_json)
 
 
 @app.command("rescale-check")

@@ -51,3 +51,8 @@ __all__ += ["rescale_check"]
 from toylab.figures.phase import phase_diagram  # noqa: E402
 
 __all__ += ["phase_diagram"]
+
+# Interpretable capability against capability (S6).
+from toylab.figures.capability import capability_along_training, capability_axes  # noqa: E402
+
+__all__ += ["capability_axes", "capability_along_training"]

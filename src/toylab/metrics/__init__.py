@@ -75,3 +75,11 @@ __all__ += ["lowrank"]
 from toylab.metrics.phases import classify_phase  # noqa: E402  (phase diagrams, Elhage et al. §4)
 
 __all__ += ["classify_phase"]
+
+from toylab.metrics import sae  # noqa: E402  (SAE quality: L0, FVU, dead latents, MMCS, MCC, spliced loss)
+
+__all__ += ["sae"]
+
+from toylab.metrics import capability  # noqa: E402  (interpretable capability per feature, S6)
+
+__all__ += ["capability"]
