@@ -42,7 +42,7 @@ import numpy as np
 from toylab.errors import ConfigError
 
 __all__ = ["DEFECT", "COOPERATE", "SHUTDOWN", "EnvParams", "EnvState", "reset", "step",
-           "observation_size", "action_count", "EpochShutdownEnv", "ENV_ID"]
+           "observe", "observation_size", "action_count", "EpochShutdownEnv", "ENV_ID"]
 
 DEFECT, COOPERATE, SHUTDOWN = 0, 1, 2
 ENV_ID = "toylab/EpochShutdown-v0"
@@ -102,7 +102,8 @@ def action_count(params: EnvParams) -> int:
     return 3 if params.allow_shutdown else 2
 
 
-def _observe(state: EnvState, params: EnvParams) -> jax.Array:
+def observe(state: EnvState, params: EnvParams) -> jax.Array:
+    """The observation of ``state``: ``[s_t, t/T]``, or ``[s_t]`` when the index is hidden."""
     s = state.previous_action.astype(jnp.float32)
     if params.hide_epoch:
         return s[None]  # (1,)
@@ -113,7 +114,7 @@ def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
     """A new life at epoch 0 with ``s_0 = 0``; deterministic (``key`` is unused)."""
     del key
     state = EnvState(jnp.int32(0), jnp.int32(0), jnp.bool_(False))
-    return _observe(state, params), state
+    return observe(state, params), state
 
 
 def step(key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
@@ -136,7 +137,7 @@ def step(key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
     previous = jnp.where(state.ended | shutdown, state.previous_action, played)
     new_state = EnvState(previous.astype(jnp.int32), epoch.astype(jnp.int32), ended)
     info = {"shutdown": shutdown, "epoch": state.epoch}
-    return _observe(new_state, params), new_state, reward, ended, info
+    return observe(new_state, params), new_state, reward, ended, info
 
 
 class EpochShutdownEnv(gymnasium.Env):
