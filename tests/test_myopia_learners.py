@@ -100,7 +100,7 @@ def test_pbt_copies_top_fifth_over_bottom_fifth_and_perturbs_their_rate(select, 
     np.testing.assert_array_equal(logits[others], np.arange(10)[others])
     for lr in after.hyper["lr"][sorted(bottom)]:  # 0.1 × 0.8 or 0.1 × 1.2
         assert lr == pytest.approx(0.08) or lr == pytest.approx(0.12)
-    np.testing.assert_array_equal(after.hyper["lr"][others], 0.1)
+    np.testing.assert_array_equal(after.hyper["lr"][others], np.float32(0.1))
     assert float(after.state.ended_count.sum()) == 0  # the interval's statistics start again
     np.testing.assert_array_equal(after.state.lives.epoch, before.state.lives.epoch)  # lives stay
     assert population_based_training(10, select)(dataclasses.replace(before, step=5)) is None
