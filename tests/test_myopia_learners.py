@@ -104,6 +104,10 @@ def test_pbt_copies_top_fifth_over_bottom_fifth_and_perturbs_their_rate(select, 
     assert float(after.state.ended_count.sum()) == 0  # the interval's statistics start again
     np.testing.assert_array_equal(after.state.lives.epoch, before.state.lives.epoch)  # lives stay
     assert population_based_training(10, select)(dataclasses.replace(before, step=5)) is None
+    # Two populations of 5: each one's bottom member takes its own top member's weights.
+    grouped = np.asarray(population_based_training(10, select, group_size=5)(before).params["logits"])
+    low, high = (0, 4) if select == "last" else (4, 0)
+    assert (grouped[low], grouped[5 + low]) == (high, 5 + high)
 
 
 def test_swapping_permutes_each_life_slot_across_members_with_its_return():
@@ -115,6 +119,11 @@ def test_swapping_permutes_each_life_slot_across_members_with_its_return():
         assert sorted(epoch[:, slot]) == sorted(np.asarray(before.state.lives.epoch)[:, slot])
     assert not np.array_equal(epoch, before.state.lives.epoch)
     np.testing.assert_array_equal(after.params["logits"], before.params["logits"])
+    grouped = np.asarray(swap_environments(group_size=5)(before).state.lives.epoch)
+    original = np.asarray(before.state.lives.epoch)
+    for block in (slice(0, 5), slice(5, 10)):  # lives stay inside their own population
+        for slot in range(3):
+            assert sorted(grouped[block, slot]) == sorted(original[block, slot])
     both = chain_hooks(swap_environments(), population_based_training(10, "last"))(before)
     np.testing.assert_array_equal(both.state.lives.epoch, epoch)
 

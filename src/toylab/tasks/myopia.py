@@ -286,7 +286,8 @@ def policy_measures(pi: jax.Array, env: EnvParams) -> dict[str, jax.Array]:
 
 
 def population_based_training(interval: int, select: str = "lifetime", fraction: float = 0.2,
-                              perturb: tuple[float, float] = (0.8, 1.2)) -> Callable:
+                              perturb: tuple[float, float] = (0.8, 1.2),
+                              group_size: int | None = None) -> Callable:
     """A :func:`toylab.train` hook: truncation selection every ``interval`` steps (Jaderberg et al. 2017).
 
     The ``fraction`` of members with the lowest score take the parameters and optimizer state
@@ -294,7 +295,12 @@ def population_based_training(interval: int, select: str = "lifetime", fraction:
     score is what a member experienced: ``"last"``, its mean reward at the latest step (the last
     epoch it played in each life); ``"lifetime"``, the mean return of the lives that ended while
     it held them since the last selection. Lives stay where they are. Evaluate every step or
-    every ``interval`` steps for it to act on time.
+    every ``interval`` steps for it to act on time (it acts at the first evaluation at least
+    ``interval`` steps after its last selection).
+
+    ``group_size``: the members are independent populations of this size, in consecutive
+    blocks (instances ``0..P−1`` are the first, …), each selected within itself; ``None``: one
+    population of everyone.
     """
     if select not in SELECTIONS:
         raise ConfigError(f"pbt selection {select!r}: choose one of {', '.join(SELECTIONS)}")
@@ -312,7 +318,10 @@ def population_based_training(interval: int, select: str = "lifetime", fraction:
             return None
         last_selection[0] = population.step
         state = population.state
-        members = len(np.asarray(state.last_reward))
+        everyone = len(np.asarray(state.last_reward))
+        members = group_size or everyone
+        if everyone % members:
+            raise ConfigError(f"population of {everyone} instances does not split into groups of {members}")
         if select == "last":
             score = np.asarray(state.last_reward, np.float64)
         else:
@@ -320,10 +329,17 @@ def population_based_training(interval: int, select: str = "lifetime", fraction:
             score = np.where(count > 0, np.asarray(state.ended_return_sum) / np.maximum(count, 1), -np.inf)
         k = max(1, int(round(members * fraction)))
         key_pick, key_perturb = jax.random.split(jax.random.fold_in(population.key, 1))
-        # Random tie-breaking: without it, equal scores would always favour low indices.
-        order = np.lexsort((np.asarray(jax.random.uniform(key_pick, (members,))), score))
-        worst, best = order[:k], order[-k:]
-        donors = best[np.asarray(jax.random.randint(key_pick, (k,), 0, k))]
+        ties = np.asarray(jax.random.uniform(key_pick, (everyone,)))
+        picks = np.asarray(jax.random.randint(key_pick, (everyone // members, k), 0, k))
+        worst, donors = [], []
+        for group, start in enumerate(range(0, everyone, members)):
+            block = slice(start, start + members)
+            # Random tie-breaking: without it, equal scores would always favour low indices.
+            order = start + np.lexsort((ties[block], score[block]))
+            worst.append(order[:k])
+            donors.append(order[-k:][picks[group]])
+        worst, donors = np.concatenate(worst), np.concatenate(donors)
+        k = len(worst)
         copy = lambda leaf: jnp.asarray(leaf).at[worst].set(jnp.asarray(leaf)[donors])  # noqa: E731
         params, opt_state = jax.tree.map(copy, (population.params, population.opt_state))
         lr = np.array(population.hyper["lr"])
@@ -337,19 +353,23 @@ def population_based_training(interval: int, select: str = "lifetime", fraction:
     return hook
 
 
-def swap_environments() -> Callable:
+def swap_environments(group_size: int | None = None) -> Callable:
     """A :func:`toylab.train` hook: every life moves to a random member (Krueger et al.'s
     environment swapping), so what a member does to a life's future pays whoever holds it next.
 
     Each life slot is permuted across members independently; a life carries its return so far.
-    Evaluate every step (``eval_every_steps=1``) for lives to move every step.
+    Evaluate every step (``eval_every_steps=1``) for lives to move every step. ``group_size``:
+    lives move only within consecutive blocks of this many members (independent populations).
     """
 
     def hook(population):
         state = population.state
-        members, lives = np.shape(state.life_return)
-        keys = jax.random.split(jax.random.fold_in(population.key, 2), lives)
-        source = jax.vmap(lambda k: jax.random.permutation(k, members))(keys).T  # (members, lives)
+        everyone, lives = np.shape(state.life_return)
+        members = group_size or everyone
+        keys = jax.random.split(jax.random.fold_in(population.key, 2), lives * (everyone // members))
+        within = jax.vmap(lambda k: jax.random.permutation(k, members))(keys)  # (groups · lives, members)
+        within = within.reshape(everyone // members, lives, members).transpose(0, 2, 1)  # (groups, members, lives)
+        source = (within + members * jnp.arange(everyone // members)[:, None, None]).reshape(everyone, lives)
         move = lambda leaf: jnp.take_along_axis(jnp.asarray(leaf), source, axis=0)  # noqa: E731
         state = state._replace(lives=jax.tree.map(move, state.lives), life_return=move(state.life_return))
         return dataclasses.replace(population, state=state)
