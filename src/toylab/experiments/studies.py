@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toylab.errors import ConfigError
-from toylab.experiments import intro, scurves_paper, tms
+from toylab.experiments import intro, myopia, scurves_paper, tms
 from toylab.experiments.runs import prepare_run_folder
 
 __all__ = ["Study", "STUDIES", "Reproduction", "reproduce"]
@@ -46,6 +46,8 @@ STUDIES: dict[str, Study] = {
     "scurves": Study(describe=scurves_paper.describe, train=scurves_paper.run,
                      summarize=scurves_paper.summarize, write_run=scurves_paper.write_run,
                      tables=scurves_paper.tables, warning=scurves_paper.warning),
+    "myopia": Study(describe=myopia.describe, train=myopia.run, summarize=myopia.summarize,
+                    write_run=myopia.write_run, tables=myopia.tables, warning=myopia.warning),
 }
 
 

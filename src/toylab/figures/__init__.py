@@ -51,3 +51,8 @@ __all__ += ["rescale_check"]
 from toylab.figures.phase import phase_diagram  # noqa: E402
 
 __all__ += ["phase_diagram"]
+
+# The myopia experiment (SPEC S5).
+from toylab.figures.myopia import cooperation_curves, shutdown_epochs  # noqa: E402
+
+__all__ += ["cooperation_curves", "shutdown_epochs"]
