@@ -167,6 +167,7 @@ def summarize_arm(done: ArmResult) -> dict[str, Any]:
     p_coop = np.asarray(final["p_cooperate"], float)
     by_seed = [float(np.nanmean(p_coop[s * arm.population:(s + 1) * arm.population])) for s in range(arm.seeds)]
     shutdown = np.asarray(final["shutdown_distribution"], float)[good]
+    stride = max(1, len(result.evaluations) // 100)
     return {
         "name": arm.name, "settings": arm.settings(),
         "p_cooperate": mean("p_cooperate"), "p_cooperate_by_seed": by_seed,
@@ -179,8 +180,9 @@ def summarize_arm(done: ArmResult) -> dict[str, Any]:
         "lr": float(np.exp(np.mean(np.log(np.asarray(result.hyper["lr"], float))))),
         "diverged": int(bad.sum()),
         "oracle": _oracle_pair(arm),
-        "curve": {"steps": result.steps.tolist(),
-                  "p_cooperate": np.nanmean(result.history("p_cooperate"), axis=1).tolist()},
+        # At most ~100 points: a swapping arm evaluates every step.
+        "curve": {"steps": result.steps[::stride].tolist(),
+                  "p_cooperate": np.nanmean(result.history("p_cooperate"), axis=1)[::stride].tolist()},
     }
 
 
@@ -235,7 +237,9 @@ def run(*, seeds: int = SEEDS, steps: int = STEPS, seed: int = 0, progress: bool
 def summarize(results: list[ArmResult]) -> dict[str, Any]:
     """``{"arms": [...], "oracle": {"myopic", "far_sighted"}, "findings": [...]}`` (see :func:`summarize_arm`)."""
     arms = [summarize_arm(done) for done in results]
-    return {"arms": arms, "oracle": _oracle_pair(Arm()), "findings": findings(arms)}
+    # One arm (``toylab myopia``): its own environment's oracle; the study: the seed's scheme's.
+    return {"arms": arms, "oracle": _oracle_pair(results[0].arm if len(results) == 1 else Arm()),
+            "findings": findings(arms)}
 
 
 def findings(arms: list[dict[str, Any]]) -> list[str]:
