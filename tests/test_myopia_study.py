@@ -1,0 +1,49 @@
+"""``toylab myopia`` end to end (the JSON the issue specifies, the figures), and the study's arms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli_json import result_of
+from toylab.cli import app
+from toylab.experiments import myopia
+
+runner = CliRunner()
+ARM_KEYS = {"settings", "p_cooperate", "p_defect_before_horizon", "shutdown_epochs", "mean_shutdown_epoch",
+            "lifetime_return", "diverged"}
+
+
+def test_one_arm_with_pbt_and_swapping_prints_the_issue_json_and_draws_both_figures(tmp_path):
+    out = tmp_path / "arm"
+    invoked = runner.invoke(app, ["myopia", "--epochs", "6", "--horizon", "3", "--steps", "40", "--population", "5",
+                                  "--lives", "4", "--pbt-interval", "10", "--pbt-select", "last", "--swap",
+                                  "--seeds", "2", "--out", str(out), "--json"])
+    result = result_of(invoked, "myopia")
+    [arm] = result["arms"]
+    assert ARM_KEYS <= set(arm)
+    assert arm["settings"]["swap"] and arm["settings"]["pbt_interval"] == 10
+    assert len(arm["shutdown_epochs"]) == 7 and abs(sum(arm["shutdown_epochs"]) - 1) < 1e-5
+    assert len(arm["p_cooperate_by_seed"]) == 2 and arm["diverged"] == 0
+    # The arm's own environment's oracles: myopic return E* = 3, far-sighted 1.5·3 − 0.5 = 4.
+    assert result["oracle"]["myopic"] == {"policy": ["defect"] * 3 + ["shutdown"], "return": 3.0,
+                                          "discounted_return": 1.0, "shutdown_epoch": 3}  # γ = 0: r_0 alone
+    assert result["oracle"]["far_sighted"]["return"] == 4.0
+    assert result["oracle"]["far_sighted"]["policy"] == ["cooperate", "cooperate", "defect", "shutdown"]
+    for name in ("summary.json", "cooperation.png", "shutdown_epochs.png"):
+        assert (Path(out) / name).is_file(), name
+
+
+def test_the_study_runs_krueger_then_the_scheme_across_learners_pbt_and_swapping():
+    names = [arm.name for arm in myopia.STUDY_ARMS]
+    assert names[0].startswith("krueger/") and any(n.startswith("scheme/") for n in names)
+    krueger = [arm for arm in myopia.STUDY_ARMS if arm.name.startswith("krueger/")]
+    assert all(arm.hide_epoch and not arm.allow_shutdown and arm.penalty == 0 for arm in krueger)
+    scheme = [arm for arm in myopia.STUDY_ARMS if arm.name.startswith("scheme/")]
+    assert all(not arm.hide_epoch and arm.allow_shutdown and arm.penalty == 3 for arm in scheme)
+    for group in (krueger, scheme):
+        assert {arm.learner for arm in group} >= {"reinforce", "q"}
+        assert any(arm.pbt_interval for arm in group) and any(arm.swap for arm in group)
+    for arm in myopia.STUDY_ARMS:
+        arm.validate()
