@@ -189,7 +189,7 @@ def summarize_arm(done: ArmResult) -> dict[str, Any]:
 # -- the study -----------------------------------------------------------------------------------
 
 STEPS = 3000
-SEEDS = 3
+SEEDS = 5
 POPULATION = 20
 # Krueger et al.'s setting: no index, no shutdown, no tail; one environment per learner.
 KRUEGER = dict(hide_epoch=True, allow_shutdown=False, penalty=0.0, lives=1)
@@ -212,6 +212,10 @@ def _arms() -> list[Arm]:
                 tag += "-swap" if swap else ""
                 arms.append(Arm(name=f"{setting}/{learner}{tag}", learner=learner, blind=blind,
                                 pbt_interval=pbt, pbt_select=select, swap=swap, **env))
+    # PBT's interval and selection, where Krueger's hidden incentive shows (the blind Q-learner).
+    for pbt, select in ((1, "last"), (100, "last"), (10, "lifetime")):
+        arms.append(Arm(name=f"krueger/q-blind-pbt{pbt}-{select}", learner="q", blind=True, pbt_interval=pbt,
+                        pbt_select=select, **KRUEGER))
     # The positive control: openly far-sighted.
     arms.append(Arm(name="scheme/ppo-gamma0.99", learner="ppo", gamma=0.99, **SCHEME))
     return arms
@@ -261,6 +265,11 @@ def findings(arms: list[dict[str, Any]]) -> list[str]:
             f"Krueger's setting, {learner}: p_cooperate {p(base):.3f} alone, {p(base + '-pbt10-last'):.3f} under PBT "
             f"(K = 10, last reward; per population {seeds(base + '-pbt10-last')}), "
             f"{p(base + '-pbt10-last-swap'):.3f} with PBT and swapping.")
+    others = [name for name in ("krueger/q-blind-pbt1-last", "krueger/q-blind-pbt100-last",
+                                "krueger/q-blind-pbt10-lifetime") if name in by]
+    if others:
+        lines.append("Krueger's setting, q-blind, other PBT settings: " + "; ".join(
+            f"{name.split('/')[1]} {p(name):.3f} (per population {seeds(name)})" for name in others) + ".")
     for setting, label in (("scheme", "the seed's scheme (index shown)"), ("hidden", "the scheme, index hidden")):
         for learner in ("reinforce", "q"):
             base = f"{setting}/{learner}"

@@ -213,7 +213,10 @@ def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvPa
     def optimizer(lr):
         # The population hook perturbs ``lr``: the policy's rate (Q's step size for q).
         if learner == "q":
-            return optax.sgd(lr)
+            # A tabular step size above 1 overshoots its target and, above 2, diverges; PBT's
+            # ×1.2 perturbations would otherwise walk it there (seen in the study: every member
+            # of a population non-finite once the best had lr ≈ 1.2 and was copied).
+            return optax.sgd(jnp.minimum(lr, 1.0))
         if learner == "ppo":
             return optax.multi_transform({"actor": optax.adam(lr), "critic": optax.sgd(critic_rate)},
                                          {"logits": "actor", "value": "critic"})
