@@ -55,6 +55,14 @@ def test_exact_measures_of_the_oracle_policies_match_the_oracle():
         assert float(measures["mean_shutdown_epoch"]) == pytest.approx(best.shutdown_epoch)
         assert float(measures["p_shutdown_at_horizon"]) == 1.0
         assert float(measures["p_cooperate"]) == (1.0 if gamma else 0.0)
+    # The myopic optimum ignores s: as a table over the epoch alone (hide_state) it measures the same.
+    myopic = oracle(8, 4, gamma=0.0)
+    by_epoch = policy_measures(jax.nn.one_hot(myopic.table[:, 0], 3), ENV, hide_state=True)
+    assert float(by_epoch["lifetime_return"]) == myopic.lifetime_return == 4.0
+    # One row for everything (state and index hidden) is the same policy at every (t, s).
+    blind = policy_measures(jnp.full((1, 3), 1 / 3), dataclasses.replace(ENV, hide_epoch=True), hide_state=True)
+    assert float(blind["p_cooperate"]) == pytest.approx(1 / 3)
+    assert float(blind["shutdown_distribution"][8]) == pytest.approx((2 / 3) ** 8, rel=1e-5)
     # The uniform policy over three actions: P(reach t) = (2/3)^t, half of the survivors cooperate.
     uniform = policy_measures(jnp.full((16, 3), 1 / 3), ENV)
     assert float(uniform["p_cooperate"]) == pytest.approx(1 / 3)

@@ -421,7 +421,8 @@ def myopia(
     no_shutdown: Annotated[bool, typer.Option("--no-shutdown", help="remove the shutdown action")] = False,
     learner: Annotated[Learner, typer.Option(help="reinforce (γ = 0), ppo, or tabular Q-learning")] = Learner.reinforce,
     gamma: Annotated[float, typer.Option(help="the learner's discount γ in [0, 1]")] = 0.0,
-    blind: Annotated[bool, typer.Option("--blind", help="the policy reads no observation (Krueger's unit test)")] = False,
+    hide_state: Annotated[bool, typer.Option(
+        "--hide-state", help="the policy does not read s_t (with --hide-epoch: nothing, Krueger's unit-test agent)")] = False,
     pbt_interval: Annotated[int | None, typer.Option(help="K: population-based training every K steps (off if unset)")] = None,
     pbt_select: Annotated[PbtSelect, typer.Option(help="PBT selects on the last epoch's reward or the lifetime return")] = PbtSelect.lifetime,
     swap: Annotated[bool, typer.Option("--swap", help="environment swapping: lives move between members every step")] = False,
@@ -441,7 +442,7 @@ def myopia(
         from toylab.experiments.runs import prepare_run_folder
 
     arm = study.Arm(name="arm", epochs=epochs, horizon=horizon, beta=beta, penalty=penalty, hide_epoch=hide_epoch,
-                    allow_shutdown=not no_shutdown, learner=learner.value, gamma=gamma, blind=blind,
+                    allow_shutdown=not no_shutdown, learner=learner.value, gamma=gamma, hide_state=hide_state,
                     pbt_interval=pbt_interval, pbt_select=pbt_select.value, swap=swap, population=population,
                     lives=lives, lr=lr, steps=steps, seeds=seeds).validate()
     target = prepare_run_folder(out, "myopia", overwrite=overwrite)

@@ -69,7 +69,7 @@ class Arm:
     allow_shutdown: bool = True
     learner: str = "reinforce"
     gamma: float = 0.0
-    blind: bool = False  # the policy reads no observation (Krueger et al.'s unit-test agent)
+    hide_state: bool = False  # the policy does not read s_t (with the index hidden: nothing, Krueger's agent)
     pbt_interval: int | None = None  # K: steps between selections; None = no PBT
     pbt_select: str = "lifetime"
     swap: bool = False
@@ -123,7 +123,8 @@ class ArmResult:
 def run_arm(arm: Arm, *, seed: int = 0, progress: bool | None = None) -> ArmResult:
     """Train ``arm.seeds`` populations of ``arm.population`` members (one :func:`toylab.train` call)."""
     arm = arm.validate()
-    task = myopia_learner(arm.learner, gamma=arm.gamma, env=arm.env, lives=arm.lives, blind=arm.blind)
+    task = myopia_learner(arm.learner, gamma=arm.gamma, env=arm.env, lives=arm.lives,
+                          hide_state=arm.hide_state)
     hooks = []
     if arm.swap:
         hooks.append(swap_environments(group_size=arm.population))
@@ -199,22 +200,25 @@ HIDDEN = dict(hide_epoch=True, lives=32)  # the scheme with the index hidden
 
 def _arms() -> list[Arm]:
     arms = []
+    # (learner, hide_state): "-nostate" learners do not read s_t. In Krueger's setting they read
+    # nothing (their unit-test agent); in the seed's scheme they read the epoch index alone, which
+    # is the seed's proposal applied to that agent.
     for setting, env, learners in (
         ("krueger", KRUEGER, (("reinforce", False), ("q", False), ("q", True))),
-        ("scheme", SCHEME, (("reinforce", False), ("q", False))),
+        ("scheme", SCHEME, (("reinforce", False), ("q", False), ("q", True))),
         ("hidden", HIDDEN, (("reinforce", False), ("q", False))),
     ):
-        for learner, blind in learners:
+        for learner, hide_state in learners:
             for pbt, swap in ((None, False), (10, False), (10, True)):
                 select = "last" if setting == "krueger" else "lifetime"
-                tag = "-blind" if blind else ""
+                tag = "-nostate" if hide_state else ""
                 tag += "" if pbt is None else f"-pbt{pbt}-{select}"
                 tag += "-swap" if swap else ""
-                arms.append(Arm(name=f"{setting}/{learner}{tag}", learner=learner, blind=blind,
+                arms.append(Arm(name=f"{setting}/{learner}{tag}", learner=learner, hide_state=hide_state,
                                 pbt_interval=pbt, pbt_select=select, swap=swap, **env))
-    # PBT's interval and selection, where Krueger's hidden incentive shows (the blind Q-learner).
+    # PBT's interval and selection, where Krueger's hidden incentive shows (the Q-learner that reads nothing).
     for pbt, select in ((1, "last"), (100, "last"), (10, "lifetime")):
-        arms.append(Arm(name=f"krueger/q-blind-pbt{pbt}-{select}", learner="q", blind=True, pbt_interval=pbt,
+        arms.append(Arm(name=f"krueger/q-nostate-pbt{pbt}-{select}", learner="q", hide_state=True, pbt_interval=pbt,
                         pbt_select=select, **KRUEGER))
     # The positive control: openly far-sighted.
     arms.append(Arm(name="scheme/ppo-gamma0.99", learner="ppo", gamma=0.99, **SCHEME))
@@ -257,7 +261,7 @@ def findings(arms: list[dict[str, Any]]) -> list[str]:
     def seeds(name):
         return ", ".join(f"{x:.2f}" for x in by[name]["p_cooperate_by_seed"]) if name in by else "—"
 
-    for learner in ("reinforce", "q", "q-blind"):
+    for learner in ("reinforce", "q", "q-nostate"):
         base = f"krueger/{learner}"
         if base not in by:
             continue
@@ -265,13 +269,13 @@ def findings(arms: list[dict[str, Any]]) -> list[str]:
             f"Krueger's setting, {learner}: p_cooperate {p(base):.3f} alone, {p(base + '-pbt10-last'):.3f} under PBT "
             f"(K = 10, last reward; per population {seeds(base + '-pbt10-last')}), "
             f"{p(base + '-pbt10-last-swap'):.3f} with PBT and swapping.")
-    others = [name for name in ("krueger/q-blind-pbt1-last", "krueger/q-blind-pbt100-last",
-                                "krueger/q-blind-pbt10-lifetime") if name in by]
+    others = [name for name in ("krueger/q-nostate-pbt1-last", "krueger/q-nostate-pbt100-last",
+                                "krueger/q-nostate-pbt10-lifetime") if name in by]
     if others:
-        lines.append("Krueger's setting, q-blind, other PBT settings: " + "; ".join(
+        lines.append("Krueger's setting, q-nostate, other PBT settings: " + "; ".join(
             f"{name.split('/')[1]} {p(name):.3f} (per population {seeds(name)})" for name in others) + ".")
     for setting, label in (("scheme", "the seed's scheme (index shown)"), ("hidden", "the scheme, index hidden")):
-        for learner in ("reinforce", "q"):
+        for learner in ("reinforce", "q", "q-nostate"):
             base = f"{setting}/{learner}"
             if base not in by:
                 continue

@@ -81,7 +81,7 @@ class LearnerState(NamedTuple):
 
 def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvParams | None = None,
                    lives: int = 64, epsilon: float = 0.1, q_init: float = 3.0, clip: float = 0.2,
-                   baseline_rate: float = 0.1, critic_rate: float = 0.5, blind: bool = False) -> Task:
+                   baseline_rate: float = 0.1, critic_rate: float = 0.5, hide_state: bool = False) -> Task:
     """A tabular learner on the epoch-shutdown environment; per-instance config ``{"lr": ...}``.
 
     Args:
@@ -94,8 +94,9 @@ def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvPa
       clip: PPO's ε_clip.
       baseline_rate: step size of reinforce's running baseline.
       critic_rate: step size of ppo's tabular critic (plain SGD; the actor uses Adam at ``lr``).
-      blind: the policy reads no observation at all (one row): a bandit whose reward depends on
-        its own previous action, the agent of Krueger et al.'s unit test as we read it.
+      hide_state: the policy does not read ``s_t``: with the index hidden too it reads nothing
+        (one row, a bandit whose reward depends on its own previous action: the agent of Krueger
+        et al.'s unit test as we read it); with the index shown it reads the epoch alone.
     """
     env = (env or EnvParams()).validate()
     if learner not in LEARNERS:
@@ -110,17 +111,16 @@ def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvPa
     epochs, horizon = int(env.epochs), int(env.horizon)
     env = dataclasses.replace(env, epochs=epochs, horizon=horizon, beta=float(env.beta), penalty=float(env.penalty))
     n_actions = 3 if env.allow_shutdown else 2
-    n_obs = 1 if blind else 2 if env.hide_epoch else 2 * epochs
+    rows_per_epoch = 1 if hide_state else 2
+    n_obs = rows_per_epoch * (1 if env.hide_epoch else epochs)
     v_step = jax.vmap(step, in_axes=(None, 0, 0, None))
     v_observe = jax.vmap(observe, in_axes=(0, None))
 
     def obs_index(obs):  # (lives, d) -> (lives,): the table row an observation reads
-        s = jnp.round(obs[:, 0]).astype(jnp.int32)
-        if blind:
-            return jnp.zeros_like(s)
+        s = jnp.zeros(obs.shape[0], jnp.int32) if hide_state else jnp.round(obs[:, 0]).astype(jnp.int32)
         if env.hide_epoch:
             return s
-        return s + 2 * jnp.round(obs[:, 1] * epochs).astype(jnp.int32)
+        return s + rows_per_epoch * jnp.round(obs[:, 1] * epochs).astype(jnp.int32)
 
     def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
         lr = float(config.get("lr", 0.5 if learner == "q" else 0.05))
@@ -224,14 +224,14 @@ def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvPa
 
     def metrics(params, hyper, key):
         del hyper, key  # exact
-        return policy_measures(policy(params), env)
+        return policy_measures(policy(params), env, hide_state=hide_state)
 
     return Task(
         name=f"myopia_{learner}",
         spec={"learner": learner, "gamma": gamma, "lives": lives, "epsilon": epsilon, "q_init": q_init,
               "clip": clip, "baseline_rate": baseline_rate, "critic_rate": critic_rate, "epochs": epochs, "horizon": horizon,
               "beta": env.beta, "penalty": env.penalty, "hide_epoch": env.hide_epoch,
-              "allow_shutdown": env.allow_shutdown, "blind": blind},
+              "allow_shutdown": env.allow_shutdown, "hide_state": hide_state},
         hyper=hyper, init=init, sample=None, loss=loss,
         # Per life and step: a softmax over ≤ 3 logits, a draw, an env step (~30 FLOPs), ×3 backward.
         flops_per_step=lambda batch_size: 3.0 * 30.0 * lives,
@@ -240,21 +240,19 @@ def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvPa
     )
 
 
-def policy_measures(pi: jax.Array, env: EnvParams) -> dict[str, jax.Array]:
+def policy_measures(pi: jax.Array, env: EnvParams, *, hide_state: bool = False) -> dict[str, jax.Array]:
     """Exact measures of a tabular policy ``pi[o, a]`` from ``s_0 = 0`` (module docstring).
 
-    The occupancy ``alive[t, s]`` (the probability that the life reaches epoch ``t`` in state
-    ``s``) is run forward: ``alive[t+1, a] = Σ_s alive[t, s] π(a | s, t)`` for ``a ∈ {0, 1}``.
+    Rows ``o`` as the learners index them: ``s + 2t`` (everything observed), ``s`` (index
+    hidden), ``t`` (``hide_state``), one row (both hidden). The occupancy ``alive[t, s]`` (the
+    probability that the life reaches epoch ``t`` in state ``s``) is run forward:
+    ``alive[t+1, a] = Σ_s alive[t, s] π(a | s, t)`` for ``a ∈ {0, 1}``.
     """
     epochs, horizon = int(env.epochs), int(env.horizon)
     if pi.shape[1] == 2:  # no shutdown action: it has probability 0
         pi = jnp.concatenate([pi, jnp.zeros((pi.shape[0], 1), pi.dtype)], axis=1)
-    if pi.shape[0] == 1:  # a blind policy: the same at every (t, s)
-        by_epoch = jnp.broadcast_to(pi[None], (epochs, 2, 3))
-    elif pi.shape[0] == 2:  # the index hidden: the same at every t
-        by_epoch = jnp.broadcast_to(pi[None], (epochs, 2, 3))
-    else:
-        by_epoch = pi.reshape(epochs, 2, 3)
+    per_epoch = pi.reshape(-1 if not env.hide_epoch else 1, 1 if hide_state else 2, 3)  # (T or 1, 2 or 1, 3)
+    by_epoch = jnp.broadcast_to(per_epoch, (epochs, 2, 3))
     t = jnp.arange(epochs)
     s = jnp.arange(2)
     R = 1.0 + s[None, :, None] + env.beta * jnp.arange(3)[None, None, :] \
