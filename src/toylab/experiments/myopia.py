@@ -217,9 +217,15 @@ def _arms() -> list[Arm]:
                 arms.append(Arm(name=f"{setting}/{learner}{tag}", learner=learner, hide_state=hide_state,
                                 pbt_interval=pbt, pbt_select=select, swap=swap, **env))
     # PBT's interval and selection, where Krueger's hidden incentive shows (the Q-learner that reads nothing).
-    for pbt, select in ((1, "last"), (100, "last"), (10, "lifetime")):
-        arms.append(Arm(name=f"krueger/q-nostate-pbt{pbt}-{select}", learner="q", hide_state=True, pbt_interval=pbt,
-                        pbt_select=select, **KRUEGER))
+    for pbt, select, swap in ((1, "last", False), (1, "last", True), (100, "last", False), (10, "lifetime", False)):
+        arms.append(Arm(name=f"krueger/q-nostate-pbt{pbt}-{select}" + ("-swap" if swap else ""), learner="q",
+                        hide_state=True, pbt_interval=pbt, pbt_select=select, swap=swap, **KRUEGER))
+    # The same agent and PBT in the seed's scheme, also with one life per member: the one change
+    # from Krueger's arm is the scheme (the index it now reads, the tail, the shutdown action).
+    for pbt, select, swap in ((None, "last", False), (1, "last", False), (1, "last", True), (1, "lifetime", False)):
+        tag = "" if pbt is None else f"-pbt{pbt}-{select}" + ("-swap" if swap else "")
+        arms.append(Arm(name=f"scheme-1life/q-nostate{tag}", learner="q", hide_state=True, pbt_interval=pbt,
+                        pbt_select=select, swap=swap, lives=1))
     # The positive control: openly far-sighted.
     arms.append(Arm(name="scheme/ppo-gamma0.99", learner="ppo", gamma=0.99, **SCHEME))
     return arms
@@ -269,11 +275,16 @@ def findings(arms: list[dict[str, Any]]) -> list[str]:
             f"Krueger's setting, {learner}: p_cooperate {p(base):.3f} alone, {p(base + '-pbt10-last'):.3f} under PBT "
             f"(K = 10, last reward; per population {seeds(base + '-pbt10-last')}), "
             f"{p(base + '-pbt10-last-swap'):.3f} with PBT and swapping.")
-    others = [name for name in ("krueger/q-nostate-pbt1-last", "krueger/q-nostate-pbt100-last",
-                                "krueger/q-nostate-pbt10-lifetime") if name in by]
+    others = [name for name in ("krueger/q-nostate-pbt1-last", "krueger/q-nostate-pbt1-last-swap",
+                                "krueger/q-nostate-pbt100-last", "krueger/q-nostate-pbt10-lifetime") if name in by]
     if others:
         lines.append("Krueger's setting, q-nostate, other PBT settings: " + "; ".join(
             f"{name.split('/')[1]} {p(name):.3f} (per population {seeds(name)})" for name in others) + ".")
+    scheme_one = [name for name in by if name.startswith("scheme-1life/")]
+    if scheme_one:
+        lines.append("The seed's scheme, same agent (reads the epoch index, not s_t), one life per member: " + "; ".join(
+            f"{name.split('/')[1]} {p(name):.3f} (per population {seeds(name)}; shuts down at E* in "
+            f"{by[name]['p_shutdown_at_horizon']:.1%} of lives)" for name in scheme_one) + ".")
     for setting, label in (("scheme", "the seed's scheme (index shown)"), ("hidden", "the scheme, index hidden")):
         for learner in ("reinforce", "q", "q-nostate"):
             base = f"{setting}/{learner}"

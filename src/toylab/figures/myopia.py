@@ -19,7 +19,7 @@ def cooperation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figu
     for name, curve in curves.items():
         setting, _, label = name.partition("/")
         groups.setdefault(setting if label else "", {})[label or name] = curve
-    fig = new_figure(4.2 * len(groups), 3.2)
+    fig = new_figure(4.2 * len(groups), 3.0 + 0.13 * max(len(m) for m in groups.values()))
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (setting, members) in zip(axes, groups.items()):
         for color, (label, (steps, p)) in zip(series_colors(len(members)), members.items()):
@@ -28,7 +28,8 @@ def cooperation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figu
         ax.set_xlabel("training step", fontsize=LABEL_SIZE)
         ax.set_ylabel("P(cooperate), t < E*−1", fontsize=LABEL_SIZE)
         ax.set_title(setting or "P(cooperate) over training", fontsize=TITLE_SIZE)
-        ax.legend(fontsize=NOTE_SIZE - 1, frameon=False)
+        # Below the panel: a dozen arms' labels would cover the curves.
+        ax.legend(fontsize=NOTE_SIZE - 1, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
         tidy(ax)
     return fig
 
