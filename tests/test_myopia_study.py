@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -33,8 +34,10 @@ def test_one_arm_with_pbt_and_swapping_prints_the_issue_json_and_draws_both_figu
                                           "discounted_return": 1.0, "shutdown_epoch": 3}  # γ = 0: r_0 alone
     assert result["oracle"]["far_sighted"]["return"] == 4.0
     assert result["oracle"]["far_sighted"]["policy"] == ["cooperate", "cooperate", "defect", "shutdown"]
-    for name in ("summary.json", "cooperation.png", "shutdown_epochs.png"):
+    for name in ("summary.json", "cooperation.png", "shutdown_epochs.png", "weights.npz"):
         assert (Path(out) / name).is_file(), name
+    with np.load(out / "weights.npz") as weights:  # 2 populations × 5 members; rows s + 2t, 3 actions
+        assert weights["arm/logits"].shape == (10, 12, 3) and weights["arm/lr"].shape == (10,)
 
 
 def test_the_study_runs_krueger_then_the_scheme_across_learners_pbt_and_swapping():

@@ -317,12 +317,18 @@ def warning(summary: dict[str, Any]) -> str | None:
 
 
 def write_run(folder: str | Path, results: list[ArmResult], summary: dict[str, Any]) -> list[Path]:
-    """Save ``summary.json``, ``cooperation`` (P(cooperate) over training per arm) and
+    """Save ``summary.json``, ``weights.npz`` (every member's final tables and learning rate,
+    keyed ``<arm>/<parameter>``), ``cooperation`` (P(cooperate) over training per arm) and
     ``shutdown_epochs`` (each arm's distribution of the shutdown epoch against the oracle's)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / "summary.json",
                             lambda f: f.write(json.dumps(json_safe(summary), indent=1).encode()))]
+    arrays = {}
+    for done in results:
+        arrays.update({f"{done.arm.name}/{name}": np.asarray(value) for name, value in done.result.params.items()})
+        arrays[f"{done.arm.name}/lr"] = np.asarray(done.result.hyper["lr"])
+    written.append(atomic_write(folder / "weights.npz", lambda f: np.savez(f, **arrays)))
     curves = {arm["name"]: (np.asarray(arm["curve"]["steps"]), np.asarray(arm["curve"]["p_cooperate"], float))
               for arm in summary["arms"]}
     written += figures.save(figures.cooperation_curves(curves), folder, "cooperation")
