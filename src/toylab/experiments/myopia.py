@@ -352,8 +352,17 @@ def tables(summary: dict[str, Any]) -> list[Any]:
                       f"{arm['p_shutdown_at_horizon']:.1%}" if arm["settings"]["allow_shutdown"] else "—",
                       f"{arm['mean_shutdown_epoch']:.2f}", f"{arm['lifetime_return']:.2f}", f"{arm['lr']:.3g}",
                       str(arm["diverged"]))
-    notes = Table(title="Findings", show_header=False)
-    notes.add_column("")
-    for line in summary.get("findings", []):
-        notes.add_row(line)
-    return [table, notes]
+    oracle_table = Table(title="Exact oracle (value iteration), from s_0 = 0")
+    for column in ("policy", "actions", "return", "shutdown epoch"):
+        oracle_table.add_column(column, justify="left" if column in ("policy", "actions") else "right")
+    for label, best in summary["oracle"].items():
+        oracle_table.add_row(label, " ".join(action[0] for action in best["policy"]) + "  (d/c/s)",
+                             f"{best['return']:g}", str(best["shutdown_epoch"]))
+    tables_ = [table, oracle_table]
+    if summary.get("findings"):
+        notes = Table(title="Findings", show_header=False)
+        notes.add_column("")
+        for line in summary["findings"]:
+            notes.add_row(line)
+        tables_.append(notes)
+    return tables_
