@@ -11,7 +11,8 @@ Krueger, Maharaj & Leike 2020, arXiv 2009.09153), and from epoch ``E*`` on every
 ``c``. Shutting down pays 0 and ends the life; so does reaching ``T``. Both are
 ``terminated`` (Gymnasium's word): time is part of the task and observed (Pardo et al. 2018,
 "Time limits in reinforcement learning"). Observation: ``[s_t, t/T]``, or ``[s_t]`` when the
-index is hidden.
+index is hidden; the end at ``T`` is ``terminated`` then too, since the life really ends there
+(nothing lies beyond it to bootstrap from), though the agent cannot see it coming.
 
 Written in the style of gymnax (without depending on it): ``reset(key, params)`` and
 ``step(key, state, action, params)`` are pure, so ``jax.vmap`` runs thousands of lives inside
