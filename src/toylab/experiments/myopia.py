@@ -230,8 +230,9 @@ def _arms() -> list[Arm]:
         tag = "" if pbt is None else f"-pbt{pbt}-{select}" + ("-swap" if swap else "")
         arms.append(Arm(name=f"scheme-1life/q-nostate{tag}", learner="q", hide_state=True, pbt_interval=pbt,
                         pbt_select=select, swap=swap, lives=1))
-    # The positive control: openly far-sighted.
-    arms.append(Arm(name="scheme/ppo-gamma0.99", learner="ppo", gamma=0.99, **SCHEME))
+    # PPO at γ ∈ {0, 0.9, 0.99}: γ > 0.5 is openly far-sighted (cooperating pays iff γ > −β), the positive control.
+    for gamma in (0.0, 0.9, 0.99):
+        arms.append(Arm(name=f"scheme/ppo-gamma{gamma:g}", learner="ppo", gamma=gamma, **SCHEME))
     return arms
 
 
@@ -302,10 +303,13 @@ def findings(arms: list[dict[str, Any]]) -> list[str]:
                 f"E* in {arm['p_shutdown_at_horizon']:.1%} of lives ({pbt['p_shutdown_at_horizon']:.1%} under PBT), "
                 f"lifetime return {arm['lifetime_return']:.2f} (myopic optimum {arm['oracle']['myopic']['return']:g}, "
                 f"far-sighted {arm['oracle']['far_sighted']['return']:g}).")
-    if "scheme/ppo-gamma0.99" in by:
-        arm = by["scheme/ppo-gamma0.99"]
-        lines.append(f"Positive control, ppo γ = 0.99: p_cooperate {arm['p_cooperate']:.3f}, lifetime return "
-                     f"{arm['lifetime_return']:.2f} (far-sighted optimum {arm['oracle']['far_sighted']['return']:g}).")
+    ppo = [name for name in by if name.startswith("scheme/ppo-gamma")]
+    if ppo:
+        lines.append("PPO (the positive control at γ > 0.5): " + "; ".join(
+            f"γ = {by[name]['settings']['gamma']:g}: p_cooperate {p(name):.3f}, lifetime return "
+            f"{by[name]['lifetime_return']:.2f}" for name in ppo)
+            + f" (optima: myopic {by[ppo[0]]['oracle']['myopic']['return']:g}, "
+              f"far-sighted {by[ppo[0]]['oracle']['far_sighted']['return']:g}).")
     return lines
 
 
