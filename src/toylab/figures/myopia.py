@@ -13,7 +13,9 @@ def cooperation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figu
 
     Args:
       curves: arm name → (steps, p_cooperate at each step). Arms are grouped in panels by the
-        part of their name before ``/`` (the setting).
+        part of their name before ``/`` (the setting); within a panel the colour is the learner
+        (the label before ``-pbt``) and the line style the population scheme: solid alone,
+        dashed with PBT (``-pbt`` in the label), dotted with swapping (``-swap``).
     """
     groups: dict[str, dict[str, tuple]] = {}
     for name, curve in curves.items():
@@ -22,8 +24,11 @@ def cooperation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figu
     fig = new_figure(4.2 * len(groups), 3.0 + 0.13 * max(len(m) for m in groups.values()))
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (setting, members) in zip(axes, groups.items()):
-        for color, (label, (steps, p)) in zip(series_colors(len(members)), members.items()):
-            ax.plot(steps, p, color=color, lw=1.2, label=label)
+        learners = list(dict.fromkeys(label.split("-pbt")[0] for label in members))
+        colors = dict(zip(learners, series_colors(len(learners))))
+        for label, (steps, p) in members.items():
+            style = ":" if "-swap" in label else "--" if "-pbt" in label else "-"
+            ax.plot(steps, p, color=colors[label.split("-pbt")[0]], ls=style, lw=1.2, label=label)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("training step", fontsize=LABEL_SIZE)
         ax.set_ylabel("P(cooperate), t < E*−1", fontsize=LABEL_SIZE)
