@@ -67,3 +67,19 @@ def test_krueger_hidden_incentive_under_pbt_swapping_removes_it_and_the_scheme_d
     assert p["krueger/q-nostate-pbt1-last"] > 0.4, p
     assert p["krueger/q-nostate-pbt1-last-swap"] < 0.06, p  # the floor is ε/2 = 0.05
     assert p["scheme-1life/q-nostate-pbt1-last"] < 0.15, p
+
+
+def test_figures_group_arms_by_setting_and_mark_the_oracles():
+    from toylab import figures
+
+    steps = np.arange(5)
+    curves = {"a/q": (steps, steps / 4), "a/q-pbt10-last": (steps, steps / 8), "b/q-pbt1-last-swap": (steps, 0 * steps)}
+    axes = figures.cooperation_curves(curves).axes
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    assert [line.get_linestyle() for line in axes[0].lines] == ["-", "--"]
+    assert axes[1].lines[0].get_linestyle() == ":"
+    shares = np.array([0, 0, 1.0, 0])  # T = 3: everything shuts down at epoch 2
+    fig = figures.shutdown_epochs({f"arm{i}": (shares, 2, None) for i in range(5)})
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 5
+    assert [line.get_xdata()[0] for line in visible[0].lines] == [2, 3]  # myopic at 2, far-sighted never (T)
