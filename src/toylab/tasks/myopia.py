@@ -49,6 +49,7 @@ random member). Chain them with :func:`chain_hooks`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -108,8 +109,18 @@ def myopia_learner(learner: str = "reinforce", *, gamma: float = 0.0, env: EnvPa
                           "use learner ppo or q for γ > 0")
     if lives < 1 or not 0.0 <= epsilon <= 1.0:
         raise ConfigError(f"lives={lives}, epsilon={epsilon}: need lives ≥ 1 and 0 ≤ epsilon ≤ 1")
-    epochs, horizon = int(env.epochs), int(env.horizon)
-    env = dataclasses.replace(env, epochs=epochs, horizon=horizon, beta=float(env.beta), penalty=float(env.penalty))
+    env = dataclasses.replace(env, epochs=int(env.epochs), horizon=int(env.horizon), beta=float(env.beta),
+                              penalty=float(env.penalty))
+    return _build(learner, float(gamma), env, int(lives), float(epsilon), float(q_init), float(clip),
+                  float(baseline_rate), float(critic_rate), bool(hide_state))
+
+
+# One Task object per setting: a trainer that keeps its compiled functions per task object then
+# traces each learner once, however many arms of a study train it.
+@functools.lru_cache(maxsize=64)
+def _build(learner: str, gamma: float, env: EnvParams, lives: int, epsilon: float, q_init: float, clip: float,
+           baseline_rate: float, critic_rate: float, hide_state: bool) -> Task:
+    epochs, horizon = env.epochs, env.horizon
     n_actions = 3 if env.allow_shutdown else 2
     rows_per_epoch = 1 if hide_state else 2
     n_obs = rows_per_epoch * (1 if env.hide_epoch else epochs)
