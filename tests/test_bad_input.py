@@ -200,8 +200,18 @@ CLI_CASES = [
     ("scurve --d 3 --batch 5", "optimizer='gd' is full-batch"),
     ("scurve --d 3 --seed 99999999999", "seed=99999999999"),
     ("scurve --d 3 --time-axis sqrt", "'sqrt' is not one of"),
+    # myopia
+    ("myopia --epochs 10 --horizon 10", "--horizon 10: need 0 ≤ E* < T = 10"),
+    ("myopia --epochs 0 --horizon 0", "--epochs 0: a life needs at least 1 epoch"),
+    ("myopia --learner ppo --gamma 1.5", "--gamma 1.5: a discount must lie in [0, 1]"),
+    ("myopia --learner ppo --gamma -0.1", "--gamma -0.1"),
+    ("myopia --learner sarsa", "'sarsa' is not one of 'reinforce', 'ppo', 'q'"),
+    ("myopia --pbt-interval 10 --population 4", "--population 4: PBT needs at least 5 members"),
+    ("myopia --gamma 0.9", "--gamma 0.9: reinforce learns each epoch's own reward"),
+    ("myopia --pbt-interval 0", "--pbt-interval 0"),
+    ("myopia --lr nan", "--lr nan"),
     # reproduce
-    ("reproduce nonexistent", "'nonexistent' is not one of 'intro', 'scurves'"),
+    ("reproduce nonexistent", "'nonexistent' is not one of 'intro', 'scurves', 'capability', 'myopia'"),
     ("reproduce intro --seeds 0", "seeds=0"),
     ("reproduce intro --steps 0", "train.steps=0"),
     ("reproduce scurves --steps -5", "steps=-5"),
@@ -306,8 +316,10 @@ def _api_cases(inputs: Path):
     import toylab
     from toylab import TrainConfig, metrics, sweeps, train  # the README's import: `train` must train
     from toylab.arrays import measure_file
-    from toylab.experiments import scurve
+    from toylab.envs import EpochShutdownEnv
+    from toylab.experiments import myopia, scurve
     from toylab.tasks import superposition
+    from toylab.theory.myopia import oracle
     from toylab.tasks.lowrank import lowrank
 
     task = superposition(5, 2)
@@ -371,6 +383,13 @@ def _api_cases(inputs: Path):
         ("sae.fit λ < 0", lambda: toylab.sae.fit(np.ones((9, 3)), l1_coefficient=-0.5), "l1_coefficient=-0.5"),
         ("sae.fit features", lambda: toylab.sae.fit(np.ones((9, 3)), features=np.eye(2)), "features have dimension 2"),
         ("load_spec missing", lambda: sweeps.load_spec(inputs / "missing.toml"), "no such sweep spec"),
+        ("myopia horizon ≥ epochs", lambda: myopia.run_arm(myopia.Arm(epochs=5, horizon=7)), "--horizon 7"),
+        ("myopia epochs 0", lambda: myopia.run_arm(myopia.Arm(epochs=0, horizon=0)), "--epochs 0"),
+        ("myopia gamma 2", lambda: myopia.run_arm(myopia.Arm(learner="ppo", gamma=2.0)), "--gamma 2.0"),
+        ("myopia unknown learner", lambda: myopia.run_arm(myopia.Arm(learner="sarsa")), "--learner 'sarsa'"),
+        ("myopia PBT population 3", lambda: myopia.run_arm(myopia.Arm(pbt_interval=1, population=3)), "--population 3"),
+        ("EpochShutdown horizon", lambda: EpochShutdownEnv(epochs=3, horizon=3), "horizon E*=3"),
+        ("myopia oracle gamma", lambda: oracle(gamma=-1.0), "gamma=-1.0"),
     ]
 
 
@@ -388,7 +407,7 @@ def test_a_bad_api_call_raises_one_config_error_line_naming_the_value(guarded, i
 
 def test_the_tables_cover_every_command_and_sixty_cases():
     commands = {(case.values if hasattr(case, "marks") else case)[0].split()[0] for case in CLI_CASES}
-    assert commands == {"tms", "scurve", "reproduce", "phase", "measure", "rescale-check", "sweep", "sae"}
+    assert commands == {"tms", "scurve", "reproduce", "phase", "measure", "rescale-check", "sweep", "sae", "myopia"}
     assert len(CLI_CASES) + len(API_NAMES) >= 60
 
 

@@ -90,7 +90,7 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
 
 def test_unknown_study_is_refused():
     result = runner.invoke(app, ["reproduce", "nonexistent"])
-    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves'" in result.stderr
+    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves', 'capability', 'myopia'" in result.stderr
 
 
 @pytest.mark.slow
@@ -155,6 +155,7 @@ def test_reproduce_intro_trains_into_its_default_store_and_reads_it_back(tmp_pat
 def test_every_choice_is_the_librarys_own_list():
     from toylab.experiments import STUDIES, phase, scurve
     from toylab.sweeps.backends import BACKENDS
+    from toylab.tasks.myopia import LEARNERS, SELECTIONS
     from toylab.tasks.lowrank import LOSSES, LowRankSpec
     from toylab.tasks.superposition import SuperpositionSpec
     from toylab.train import TrainConfig
@@ -165,7 +166,8 @@ def test_every_choice_is_the_librarys_own_list():
     expected = {cli.Output: literal(SuperpositionSpec, "output"), cli.Optimizer: literal(TrainConfig, "optimizer"),
                 cli.Schedule: literal(TrainConfig, "schedule"), cli.CurveOptimizer: list(scurve.OPTIMIZERS),
                 cli.Loss: list(LOSSES), cli.Init: literal(LowRankSpec, "init"), cli.TimeAxis: list(scurve.TIME_AXES),
-                cli.Preset: list(phase.PRESETS), cli.Backend: list(BACKENDS), cli.StudyName: list(STUDIES)}
+                cli.Preset: list(phase.PRESETS), cli.Backend: list(BACKENDS), cli.StudyName: list(STUDIES),
+                cli.Learner: list(LEARNERS), cli.PbtSelect: list(SELECTIONS)}
     for choice, values in expected.items():
         assert [member.value for member in choice] == values, choice
 

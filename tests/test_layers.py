@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("theory",),  # closed forms (Saxe, phase boundaries): numbers in, numbers out
     ("metrics",),  # measurements on weights; metrics.phases names theory's phases
     ("arrays",),  # weight files read as data, checked with metrics' as_weight_matrix
+    ("envs",),  # environments as pure JAX reset/step (vmapped inside tasks) and their Gymnasium classes
     ("tasks",),  # one file per task; a task may measure itself with metrics
     ("train",),  # the trainer: tasks in, a TrainResult out
     ("sae",),  # toylab.sae.fit: SAEs trained on a user's activations, measured on held-out rows

@@ -16,7 +16,7 @@ def test_every_study_runs_summarizes_saves_and_reports_itself():
 
 
 def test_reproduce_refuses_an_unknown_study_and_a_store_it_would_not_use(tmp_path):
-    with pytest.raises(ConfigError, match="unknown study 'nope'; available: capability, intro, scurves"):
+    with pytest.raises(ConfigError, match="unknown study 'nope'; available: capability, intro, myopia, scurves"):
         reproduce("nope", tmp_path)
     with pytest.raises(ConfigError, match="--store .*: only the intro study trains as a sweep into a store"):
         reproduce("scurves", tmp_path / "out", store=tmp_path / "s.sqlite")

@@ -40,7 +40,8 @@ nothing on stdout.
 :func:`toylab.experiments.capability.summarize` (``rows``, one per model) and ``study``; ``phase``:
 :func:`toylab.experiments.phase.public`; ``measure``: :func:`toylab.arrays.measure_file`;
 ``rescale-check``: :func:`toylab.experiments.rescale.summarize`; ``sae``: :func:`toylab.sae.summarize`
-(``saes``, one per seed, and ``best``); ``sweep``:
+(``saes``, one per seed, and ``best``); ``myopia`` and ``reproduce myopia``:
+:func:`toylab.experiments.myopia.summarize` (``arms``, ``oracle``, ``findings``); ``sweep``:
 :class:`toylab.sweeps.SweepSummary` fields, ``select`` and ``best`` (one cell per grid point).
 """
 
@@ -231,6 +232,18 @@ class StudyName(enum.StrEnum):
     intro = "intro"
     scurves = "scurves"
     capability = "capability"
+    myopia = "myopia"
+
+
+class Learner(enum.StrEnum):
+    reinforce = "reinforce"
+    ppo = "ppo"
+    q = "q"
+
+
+class PbtSelect(enum.StrEnum):
+    last = "last"
+    lifetime = "lifetime"
 
 
 class Floats(tuple):
@@ -381,7 +394,8 @@ def scurve(
 
 @app.command()
 def reproduce(
-    study: Annotated[StudyName, typer.Argument(help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris) or capability (S6)")],
+    study: Annotated[StudyName, typer.Argument(
+        help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (S6) or myopia (Krueger et al.; S5)")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
@@ -398,6 +412,48 @@ def reproduce(
     done = run_study(study.value, out, overwrite=overwrite, seeds=seeds, steps=steps, seed=seed, store=store)
     _finish("reproduce", done.summary, done.tables(), folder=done.folder, store=done.store,
             warning=done.warning(), as_json=as_json)
+
+
+@app.command()
+def myopia(
+    epochs: Annotated[int, typer.Option(help="T: epochs in a life")] = 20,
+    horizon: Annotated[int, typer.Option(help="E*: the first epoch that costs --penalty")] = 10,
+    beta: Annotated[float, typer.Option(help="β: the immediate cost (negative) of cooperating")] = -0.5,
+    penalty: Annotated[float, typer.Option(help="c: the cost of every epoch from E* on (0: no tail)")] = 3.0,
+    hide_epoch: Annotated[bool, typer.Option("--hide-epoch", help="observe s_t alone, not the epoch index")] = False,
+    no_shutdown: Annotated[bool, typer.Option("--no-shutdown", help="remove the shutdown action")] = False,
+    learner: Annotated[Learner, typer.Option(help="reinforce (γ = 0), ppo, or tabular Q-learning")] = Learner.reinforce,
+    gamma: Annotated[float, typer.Option(help="the learner's discount γ in [0, 1]")] = 0.0,
+    hide_state: Annotated[bool, typer.Option(
+        "--hide-state", help="the policy does not read s_t (with --hide-epoch: nothing, Krueger's unit-test agent)")] = False,
+    pbt_interval: Annotated[int | None, typer.Option(help="K: population-based training every K steps (off if unset)")] = None,
+    pbt_select: Annotated[PbtSelect, typer.Option(help="PBT selects on the last epoch's reward or the lifetime return")] = PbtSelect.lifetime,
+    swap: Annotated[bool, typer.Option("--swap", help="environment swapping: lives move between members every step")] = False,
+    population: Annotated[int, typer.Option(help="P: members per population")] = 20,
+    lives: Annotated[int, typer.Option(help="lives each member plays side by side")] = 32,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default 0.05; Q-learning's step size 0.5)")] = None,
+    steps: Annotated[int, typer.Option(help="training steps (one epoch of every life each)")] = 2000,
+    seeds: Annotated[int, typer.Option(help="independent populations")] = 1,
+    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/myopia-<time>)")] = None,
+    overwrite: OverwriteFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train one arm of the myopia experiment (SPEC S5) and compare it with the exact oracles."""
+    with _loading():
+        from toylab.experiments import myopia as study
+        from toylab.experiments.runs import prepare_run_folder
+
+    arm = study.Arm(name="arm", epochs=epochs, horizon=horizon, beta=beta, penalty=penalty, hide_epoch=hide_epoch,
+                    allow_shutdown=not no_shutdown, learner=learner.value, gamma=gamma, hide_state=hide_state,
+                    pbt_interval=pbt_interval, pbt_select=pbt_select.value, swap=swap, population=population,
+                    lives=lives, lr=lr, steps=steps, seeds=seeds).validate()
+    target = prepare_run_folder(out, "myopia", overwrite=overwrite)
+    done = study.run_arm(arm, seed=seed)
+    summary = study.summarize([done])
+    folder = target.create()
+    study.write_run(folder, [done], summary)
+    _finish("myopia", summary, study.tables(summary), folder=folder, warning=study.warning(summary), as_json=as_json)
 
 
 @app.command()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toylab.errors import ConfigError
-from toylab.experiments import capability, intro, scurves_paper, tms
+from toylab.experiments import capability, intro, myopia, scurves_paper, tms
 from toylab.experiments.runs import prepare_run_folder
 
 __all__ = ["Study", "STUDIES", "Reproduction", "reproduce"]
@@ -48,6 +48,8 @@ STUDIES: dict[str, Study] = {
                      tables=scurves_paper.tables, warning=scurves_paper.warning),
     "capability": Study(describe=capability.describe, train=capability.run, summarize=capability.summarize,
                         write_run=capability.write_run, tables=capability.tables, warning=capability.warning),
+    "myopia": Study(describe=myopia.describe, train=myopia.run, summarize=myopia.summarize,
+                    write_run=myopia.write_run, tables=myopia.tables, warning=myopia.warning),
 }
 
 

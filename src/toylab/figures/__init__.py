@@ -56,3 +56,8 @@ __all__ += ["phase_diagram"]
 from toylab.figures.capability import capability_along_training, capability_axes  # noqa: E402
 
 __all__ += ["capability_axes", "capability_along_training"]
+
+# The myopia experiment (SPEC S5).
+from toylab.figures.myopia import cooperation_curves, shutdown_epochs  # noqa: E402
+
+__all__ += ["cooperation_curves", "shutdown_epochs"]

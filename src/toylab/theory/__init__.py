@@ -4,9 +4,11 @@
   McClelland & Ganguli 2014), the S-curves and loss staircase of Jermyn & Shlegeris (2022).
 - :mod:`toylab.theory.phases`: expected losses of the n = 2, m = 1 superposition model's three
   candidate solutions, and the phase boundaries they imply (Elhage et al. 2022, §4).
+- :mod:`toylab.theory.myopia`: value iteration on the epoch-shutdown MDP (SPEC S5), the
+  myopic and far-sighted optima the learners are held to.
 """
 
-from toylab.theory import phases, saxe
+from toylab.theory import myopia, phases, saxe
 from toylab.theory.saxe import (
     drop_sizes,
     drop_time,
@@ -16,5 +18,5 @@ from toylab.theory.saxe import (
     steepest_drop_time,
 )
 
-__all__ = ["phases", "saxe", "mode_strength", "drop_time", "steepest_drop_time", "loss_curve", "loss_levels",
+__all__ = ["myopia", "phases", "saxe", "mode_strength", "drop_time", "steepest_drop_time", "loss_curve", "loss_levels",
            "drop_sizes"]
