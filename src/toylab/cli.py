@@ -395,7 +395,7 @@ def scurve(
 @app.command()
 def reproduce(
     study: Annotated[StudyName, typer.Argument(
-        help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (S6) or myopia (Krueger et al.; S5)")],
+        help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (SAEs on toy models) or myopia (Krueger et al. 2020)")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
@@ -439,7 +439,7 @@ def myopia(
     overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train one arm of the myopia experiment (SPEC S5) and compare it with the exact oracles."""
+    """Train one arm of the myopia experiment and compare it with the exact oracles."""
     with _loading():
         from toylab.experiments import myopia as study
         from toylab.experiments.runs import prepare_run_folder

@@ -1,4 +1,4 @@
-"""The epoch-indexed environment with a shutdown action (SPEC S5), as pure JAX functions.
+"""The epoch-indexed environment with a shutdown action, as pure JAX functions.
 
 One life is a sequence of epochs ``t = 0, 1, …, T−1`` with one decision each. The state
 ``s_t ∈ {0, 1}`` is the previous action (``s_0 = 0``). Actions: 0 defect, 1 cooperate,

@@ -1,4 +1,4 @@
-"""Interpretable capability against capability, on families of superposition models (S6).
+"""Interpretable capability against capability, on families of superposition models.
 
 Command::
 

@@ -1,4 +1,4 @@
-"""The myopia experiment (SPEC S5): do learners that optimise each epoch alone trade present
+"""The myopia experiment: do learners that optimise each epoch alone trade present
 reward for later reward, with and without population-based training, and does the seed's scheme
 (epoch index shown, a negative tail after E*, a shutdown action) make them shut down at E*?
 
@@ -243,7 +243,7 @@ def describe() -> dict[str, Any]:
     """The study's settings, for the run folder and ``--json`` output."""
     return {"study": "myopia",
             "paper": "Krueger, Maharaj & Leike 2020, Hidden incentives for auto-induced distributional shift "
-                     "(arXiv 2009.09153); the seed's epoch-index/shutdown scheme (SPEC S5)",
+                     "(arXiv 2009.09153); the seed's epoch-index/shutdown scheme",
             "arms": [arm.name for arm in STUDY_ARMS], "population": POPULATION, "seeds": SEEDS, "steps": STEPS}
 
 

@@ -52,12 +52,12 @@ from toylab.figures.phase import phase_diagram  # noqa: E402
 
 __all__ += ["phase_diagram"]
 
-# Interpretable capability against capability (S6).
+# Interpretable capability against capability (Olah's diagram, measured on toy models).
 from toylab.figures.capability import capability_along_training, capability_axes  # noqa: E402
 
 __all__ += ["capability_axes", "capability_along_training"]
 
-# The myopia experiment (SPEC S5).
+# The myopia experiment (after Krueger, Maharaj & Leike 2020).
 from toylab.figures.myopia import cooperation_curves, shutdown_epochs  # noqa: E402
 
 __all__ += ["cooperation_curves", "shutdown_epochs"]

@@ -1,4 +1,4 @@
-"""Figures for interpretable capability (S6): Olah's axes, capability on x, interpretable capability on y.
+"""Figures for interpretable capability: Olah's axes, capability on x, interpretable capability on y.
 
 Pure functions: the study's rows in, a new Figure out (see :mod:`toylab.figures`).
 """

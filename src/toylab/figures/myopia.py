@@ -1,4 +1,4 @@
-"""Figures of the myopia experiment (SPEC S5): cooperation over training, shutdown epochs."""
+"""Figures of the myopia experiment: cooperation over training, shutdown epochs."""
 
 from __future__ import annotations
 

@@ -80,6 +80,6 @@ from toylab.metrics import sae  # noqa: E402  (SAE quality: L0, FVU, dead latent
 
 __all__ += ["sae"]
 
-from toylab.metrics import capability  # noqa: E402  (interpretable capability per feature, S6)
+from toylab.metrics import capability  # noqa: E402  (interpretable capability per feature)
 
 __all__ += ["capability"]

@@ -1,4 +1,4 @@
-"""How much of a superposition model's capability we can interpret, feature by feature (S6).
+"""How much of a superposition model's capability we can interpret, feature by feature.
 
 Olah's sketch of interpretability against capability (simple models interpretable, then a
 valley, then crisper abstractions) becomes measurable on toy models whose true features are

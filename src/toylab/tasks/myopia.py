@@ -1,4 +1,4 @@
-"""Learners on the epoch-shutdown environment (SPEC S5), as tasks, and their population hooks.
+"""Learners on the epoch-shutdown environment, as tasks, and their population hooks.
 
 Krueger, Maharaj & Leike 2020 ("Hidden incentives for auto-induced distributional shift",
 arXiv 2009.09153) train online: every learning step is one epoch of an environment whose state

@@ -4,7 +4,7 @@
   McClelland & Ganguli 2014), the S-curves and loss staircase of Jermyn & Shlegeris (2022).
 - :mod:`toylab.theory.phases`: expected losses of the n = 2, m = 1 superposition model's three
   candidate solutions, and the phase boundaries they imply (Elhage et al. 2022, §4).
-- :mod:`toylab.theory.myopia`: value iteration on the epoch-shutdown MDP (SPEC S5), the
+- :mod:`toylab.theory.myopia`: value iteration on the epoch-shutdown MDP, the
   myopic and far-sighted optima the learners are held to.
 """
 

@@ -1,4 +1,4 @@
-"""The exact oracle of the epoch-shutdown environment (SPEC S5): value iteration on its MDP.
+"""The exact oracle of the epoch-shutdown environment: value iteration on its MDP.
 
 The environment (:mod:`toylab.envs.epoch_shutdown`) is a finite-horizon MDP on states
 ``(t, s)``, ``t ∈ 0..T−1``, ``s ∈ {0, 1}`` (the previous action), with rewards
