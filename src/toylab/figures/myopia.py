@@ -14,8 +14,9 @@ def cooperation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figu
     Args:
       curves: arm name → (steps, p_cooperate at each step). Arms are grouped in panels by the
         part of their name before ``/`` (the setting); within a panel the colour is the learner
-        (the label before ``-pbt``) and the line style the population scheme: solid alone,
-        dashed with PBT (``-pbt`` in the label), dotted with swapping (``-swap``).
+        with its PBT setting (the label without ``-swap``) and the line style the population
+        scheme: solid alone, dashed with PBT (``-pbt`` in the label), dotted with swapping
+        (``-swap``).
     """
     groups: dict[str, dict[str, tuple]] = {}
     for name, curve in curves.items():
@@ -24,11 +25,13 @@ def cooperation_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figu
     fig = new_figure(4.2 * len(groups), 3.0 + 0.13 * max(len(m) for m in groups.values()))
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (setting, members) in zip(axes, groups.items()):
-        learners = list(dict.fromkeys(label.split("-pbt")[0] for label in members))
-        colors = dict(zip(learners, series_colors(len(learners))))
+        # One colour per learner and PBT setting, so that PBT intervals and selections are told
+        # apart; swapping keeps its setting's colour, dotted.
+        settings = list(dict.fromkeys(label.removesuffix("-swap") for label in members))
+        colors = dict(zip(settings, series_colors(len(settings))))
         for label, (steps, p) in members.items():
             style = ":" if "-swap" in label else "--" if "-pbt" in label else "-"
-            ax.plot(steps, p, color=colors[label.split("-pbt")[0]], ls=style, lw=1.2, label=label)
+            ax.plot(steps, p, color=colors[label.removesuffix("-swap")], ls=style, lw=1.2, label=label)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("training step", fontsize=LABEL_SIZE)
         ax.set_ylabel("P(cooperate), t < E*−1", fontsize=LABEL_SIZE)
