@@ -28,7 +28,7 @@ Along training (the second figure): the smallest family's (``n = 20``) weights a
 evaluation of the compute schedule (every 4× of compute), measured by both definitions; from
 step 16 on each snapshot gets its own SAE, with the λ scale chosen for the final model.
 
-Runtime: 4.7 minutes on 2 CPU cores shared with other jobs (load average 2–5; 280 s of CPU time).
+Runtime: 3.8 minutes on 2 CPU cores with nothing else running (4.7 while other jobs shared them).
 
 Expected result (the run's ``summary.json`` ``note`` gives the fractions per family and density):
 

@@ -20,7 +20,7 @@ in their unit test, then the seed's scheme (index shown, tail, shutdown; 32 live
 and the scheme with the index hidden; each across learners, PBT and swapping. Its closing note
 (``findings`` in the summary) states what came out; see the README for the numbers of a run.
 
-Runtime: under 4 minutes on 2 CPU cores (3 min 15 s measured with other jobs on the machine).
+Runtime: 1 min 48 s on 2 CPU cores with nothing else running (3 min 15 s while other jobs shared them).
 Expected result (base seed 0, README): Krueger's agent (Q-learning, γ = 0, reading nothing)
 cooperates under PBT with K = 1 (p_cooperate 0.725 against 0.068 alone) and swapping removes it
 (0.050); the same agent in the seed's scheme, reading the epoch index, does not (0.033); with
