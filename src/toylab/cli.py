@@ -407,7 +407,7 @@ def reproduce(
 ) -> None:
     """Reproduce a published finding with its paper's settings."""
     with _loading():
-        from toylab.experiments import reproduce as run_study
+        from toylab.experiments.studies import reproduce as run_study
 
     done = run_study(study.value, out, overwrite=overwrite, seeds=seeds, steps=steps, seed=seed, store=store)
     _finish("reproduce", done.summary, done.tables(), folder=done.folder, store=done.store,

@@ -1,6 +1,17 @@
-"""Reproducible studies: each file holds one study's config, its command and its expected result."""
+"""Reproducible studies: each file holds one study's config, its command and its expected result.
 
-from toylab.experiments import capability, intro, scurves_paper, tms
-from toylab.experiments.studies import STUDIES, reproduce
+Import a study by name (``from toylab.experiments import tms``): Python loads that module alone.
+Nothing is imported here eagerly, so that ``toylab tms`` does not pay for importing every other
+study (SAEs, the myopia learners, their figures: seconds at start-up). ``STUDIES`` and
+``reproduce`` come from :mod:`toylab.experiments.studies` on first use.
+"""
 
-__all__ = ["STUDIES", "capability", "intro", "reproduce", "scurves_paper", "tms"]
+import importlib
+
+__all__ = ["STUDIES", "reproduce"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(importlib.import_module("toylab.experiments.studies"), name)
+    raise AttributeError(f"module 'toylab.experiments' has no attribute {name!r}")
