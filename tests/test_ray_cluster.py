@@ -7,6 +7,7 @@ its own authentication token, and is stopped by killing that session's processes
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,7 +79,8 @@ def auth_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_AUTH_TOKEN_PATH=str(token), JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]))
-    return folder, env
+    yield folder, env
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
