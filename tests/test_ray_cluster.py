@@ -167,3 +167,21 @@ def test_a_version_mismatch_is_named_with_both_versions():
     line = connection_problem("10.0.0.1:6379", raised.value, "", token_sent=False)
     assert line == (f"--address 10.0.0.1:6379: the Ray head runs Ray 2.9.3 on Python 3.10.4, this machine "
                     f"Ray {here_ray} on Python {here_python}; install the same versions everywhere")
+
+
+@pytest.mark.slow
+def test_a_head_refusing_the_token_is_named_in_one_line_and_nothing_is_written(head, auth_env, tmp_path):
+    address, _ = head
+    (tmp_path / "wrong").write_text("not the head's token")
+    (tmp_path / "home").mkdir()
+    help = "copy the head's token (run `ray get-auth-token` there) to ~/.ray/auth_token on this machine or into RAY_AUTH_TOKEN"
+    cases = [({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "wrong")},
+              "the Ray head refused this machine's authentication token (not the head's token)"),
+             ({"RAY_AUTH_TOKEN_PATH": None, "HOME": str(tmp_path / "home")},  # no token anywhere
+              "the Ray head requires token authentication and this machine has no token")]
+    for change, cause in cases:
+        env = {k: v for k, v in {**auth_env[1], **change}.items() if v is not None}
+        sweep = sweep_on(address, env, tmp_path)
+        out, err = sweep.communicate(timeout=120)
+        assert (sweep.returncode, out, err) == (2, "", f"error: --address {address}: {cause}; {help}\n")
+        assert not list(tmp_path.glob("s.sqlite*"))
