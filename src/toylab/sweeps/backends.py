@@ -113,7 +113,8 @@ def connected(backend: str, address: str | None = None) -> Iterator[None]:
     process is connected already, and disconnected on exit if connected here.
 
     Raises:
-      ConfigError: Ray is not installed, or cannot be started or reached at ``address``.
+      ConfigError: Ray is not installed, or cannot be started or reached at ``address``; the
+        message names the likely cause (see :func:`connection_problem`).
     """
     if backend != "ray":
         yield
