@@ -143,7 +143,9 @@ def _init_ray(ray_module: Any, address: str | None) -> None:
         # fresh processes that the raylet starts.
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         try:
-            with _stderr_to(held):
+            # Only while joining a cluster: a local Ray's node processes, started in ray.init,
+            # would keep the held file as their stderr for as long as they run.
+            with _stderr_to(held) if address else contextlib.nullcontext():
                 if address not in (None, "auto") and not address.startswith("ray://"):
                     _ask_head(address)
                 ray_module.init(address=address, include_dashboard=False, logging_level="ERROR",
