@@ -174,14 +174,17 @@ def test_a_head_refusing_the_token_is_named_in_one_line_and_nothing_is_written(h
     address, _ = head
     (tmp_path / "wrong").write_text("not the head's token")
     (tmp_path / "home").mkdir()
-    help = "copy the head's token (run `ray get-auth-token` there) to ~/.ray/auth_token on this machine or into RAY_AUTH_TOKEN"
+    advice = "copy the head's token (run `ray get-auth-token` there) to ~/.ray/auth_token on this machine or into RAY_AUTH_TOKEN"
     cases = [({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "wrong")},
               "the Ray head refused this machine's authentication token (not the head's token)"),
              ({"RAY_AUTH_TOKEN_PATH": None, "HOME": str(tmp_path / "home")},  # no token anywhere
               "the Ray head requires token authentication and this machine has no token")]
-    for change, cause in cases:
+    running = []  # side by side: each is mostly toylab's start-up
+    for index, (change, cause) in enumerate(cases):
         env = {k: v for k, v in {**auth_env[1], **change}.items() if v is not None}
-        sweep = sweep_on(address, env, tmp_path)
+        (tmp_path / str(index)).mkdir()
+        running.append((sweep_on(address, env, tmp_path / str(index)), cause))
+    for index, (sweep, cause) in enumerate(running):
         out, err = sweep.communicate(timeout=120)
-        assert (sweep.returncode, out, err) == (2, "", f"error: --address {address}: {cause}; {help}\n")
-        assert not list(tmp_path.glob("s.sqlite*"))
+        assert (sweep.returncode, out, err) == (2, "", f"error: --address {address}: {cause}; {advice}\n")
+        assert not list((tmp_path / str(index)).glob("s.sqlite*"))
