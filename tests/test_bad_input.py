@@ -294,6 +294,10 @@ CLI_CASES = [
     # Counted before any run is planned: building 10^8 planned runs would exhaust memory.
     pytest.param("sweep {in}/seeds-1e8.toml --store s.sqlite", "the sweep has 100000000 runs"),
     ("sweep {in}/good.toml --store /proc/x.sqlite", "/proc/x.sqlite"),
+    # Port 1 of this machine: refused at once, before Ray retries for ~20 s.
+    ("sweep {in}/good.toml --store s.sqlite --backend ray --address 127.0.0.1:1",
+     "--address 127.0.0.1:1: nothing answers there (Connection refused); is the Ray head running"),
+    ("sweep {in}/good.toml --store s.sqlite --backend ray --address head-6379", "expected HOST:PORT"),
 ]
 
 
