@@ -8,6 +8,7 @@ from jax.test_util import check_grads
 
 from toylab.errors import ConfigError
 from toylab.tasks import superposition
+from toylab.train import TrainConfig, initial_params, train
 
 
 def _draw(task, config, batch, seed=0):
@@ -78,6 +79,33 @@ def test_init_is_xavier_normal_with_zero_bias():
     assert not np.any(np.asarray(params["b"]))
 
 
+def test_default_init_gives_the_same_weights_as_before_the_init_option():
+    """Recorded on main before ``init`` existed (seed 3, two seeds; an untied model; 20 steps)."""
+    config = [{"feature_probability": 0.1}]
+    W = initial_params(superposition(5, 2), config, seeds=2, seed=3)["W"]
+    np.testing.assert_array_equal(np.asarray(W).ravel()[:6], np.float32(
+        [-0.4731194078922272, 0.20794759690761566, -0.6484250426292419,
+         0.35792872309684753, 0.43075892329216003, -0.04101329296827316]))
+    W_dec = initial_params(superposition(4, 3, tied=False, init="xavier"), config)["W_dec"]
+    np.testing.assert_array_equal(np.asarray(W_dec).ravel()[:4], np.float32(
+        [0.27298468351364136, -0.13304372131824493, 0.43247273564338684, -0.0876222774386406]))
+    trained = train(superposition(5, 2), config, seeds=1, seed=3,
+                    config=TrainConfig(steps=20, batch_size=64, elicit_steps=0))
+    np.testing.assert_array_equal(np.asarray(trained.params["W"]).ravel()[:4], np.float32(
+        [-0.490003377199173, 0.22576232254505157, -0.6379795670509338, 0.37488776445388794]))
+
+
+@pytest.mark.parametrize("n, m, instances", [(5, 2, 4), (200, 20, 20)])
+def test_notebook_init_has_the_std_of_xavier_normal_on_the_whole_instances_tensor(n, m, instances):
+    """torch's xavier_normal_ on (I, n, m): fan_in = n·m, fan_out = I·m, std = √(2/(m(n+I)))."""
+    seeds = max(1, 4000 // (n * m))
+    task = superposition(n, m, init="notebook", init_instances=instances)
+    W = np.asarray(initial_params(task, [{"feature_probability": 0.1}], seeds=seeds)["W"])
+    notebook, xavier = np.sqrt(2 / (m * (n + instances))), np.sqrt(2 / (n + m))
+    assert W.std() == pytest.approx(notebook, rel=0.05)
+    assert abs(notebook / xavier - 1) > 0.3  # the two scales are told apart at this size
+
+
 @pytest.mark.parametrize(
     "build, config, needle",
     [
@@ -91,6 +119,9 @@ def test_init_is_xavier_normal_with_zero_bias():
         (lambda: superposition(5, 2, anticorrelated_groups=1, group_size=2),
          {"feature_probability": 0.8}, "feature_probability=0.8"),
         (lambda: superposition(3, 2, correlated_groups=2), None, "do not fit"),
+        (lambda: superposition(5, 2, init="kaiming"), None, "init='kaiming'"),
+        (lambda: superposition(5, 2, init_instances=4), None, "init_instances=4"),
+        (lambda: superposition(5, 2, init="notebook", init_instances=0), None, "init_instances=0"),
     ],
 )
 def test_bad_input_is_refused_in_one_line_naming_the_value(build, config, needle):

@@ -182,6 +182,11 @@ class Output(enum.StrEnum):
     linear = "linear"
 
 
+class WeightInit(enum.StrEnum):
+    xavier = "xavier"
+    notebook = "notebook"
+
+
 class Optimizer(enum.StrEnum):
     adamw = "adamw"
     adam = "adam"
@@ -311,6 +316,9 @@ def tms(
     correlated_groups: Annotated[int, typer.Option(help="groups of features that are on together")] = 0,
     anticorrelated_groups: Annotated[int, typer.Option(help="groups with at most one feature on")] = 0,
     group_size: Annotated[int, typer.Option(help="features per (anti)correlated group")] = 2,
+    init: Annotated[WeightInit, typer.Option(
+        help="initial weight std: xavier √(2/(n+m)) per model, or the reference notebook's √(2/(m(n+I))), "
+             "I = configs × seeds")] = WeightInit.xavier,
     optimizer: Annotated[Optimizer, typer.Option()] = Optimizer.adamw,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
     weight_decay: Annotated[float | None, typer.Option(help="default: 0.01 for adamw, 0 for sgd")] = None,
@@ -344,7 +352,7 @@ def tms(
         n_features=n_features, n_hidden=n_hidden, feature_probability=feature_probability,
         importance=importance[0] if len(importance) == 1 else list(importance), output=output.value,
         tied=not untied, correlated_groups=correlated_groups, anticorrelated_groups=anticorrelated_groups,
-        group_size=group_size, seeds=seeds, seed=seed, train_config=train_config)
+        group_size=group_size, init=init.value, seeds=seeds, seed=seed, train_config=train_config)
     summary = study.summarize(result)
     folder = target.create()
     study.write_run(folder, result, summary)

@@ -51,6 +51,7 @@ def run(
     correlated_groups: int = 0,
     anticorrelated_groups: int = 0,
     group_size: int = 2,
+    init: Literal["xavier", "notebook"] = "xavier",
     seeds: int = 1,
     seed: int = 0,
     train_config: TrainConfig | None = None,
@@ -63,6 +64,10 @@ def run(
       importance: a ratio r (I_i = r^i, 1 = equal importance) or n per-feature weights.
       correlated_groups, anticorrelated_groups, group_size: feature groups (the paper's §7),
         see :func:`toylab.tasks.superposition`.
+      init: the initial weights' scale (see :func:`toylab.tasks.superposition`): ``"xavier"``
+        per instance, std √(2/(n+m)), the default; or ``"notebook"``, the reference notebook's
+        √(2/(m(n+I))) with I = configs × seeds, the instances this run trains at once, as the
+        notebook's one tensor would hold them.
       seeds: seed indices 0..seeds−1 for every config.
 
     Raises:
@@ -72,7 +77,8 @@ def run(
         raise ConfigError(f"seeds={seeds}: need at least 1 seed per config")
     task = superposition(n_features, n_hidden, output=output, tied=tied,
                          correlated_groups=correlated_groups,
-                         anticorrelated_groups=anticorrelated_groups, group_size=group_size)
+                         anticorrelated_groups=anticorrelated_groups, group_size=group_size, init=init,
+                         init_instances=len(feature_probability) * seeds if init == "notebook" else 1)
     importance = importance if isinstance(importance, (int, float)) else list(importance)
     configs = [{"feature_probability": float(p), "importance": importance}
                for p in feature_probability]
