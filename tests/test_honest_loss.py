@@ -22,7 +22,8 @@ def test_reported_best_loss_is_within_2_percent_of_a_large_independent_estimate(
     result, summary = trained
     (best,) = summary["best"]
     index = summary["instances"].index(best)
-    large = tms.held_out_losses(result, [index], purpose=INDEPENDENT, batches=LARGE_BATCHES).mean()
+    large = tms.held_out_losses(result.task, *tms.stacked(result, [index]), purpose=INDEPENDENT,
+                                  batches=LARGE_BATCHES).mean()
     assert best["loss_examples"] >= tms.REPORT_EXAMPLES[0]
     assert best["loss_standard_error"] <= tms.REPORT_RELATIVE_ERROR * best["loss"]
     assert abs(best["loss"] - large) <= 0.02 * large, (best["loss"], large)
@@ -33,7 +34,8 @@ def test_reported_best_loss_is_within_2_percent_of_a_large_independent_estimate(
 def test_seeds_rank_on_shared_held_out_data_as_on_a_large_set(trained):
     result, summary = trained
     seeds = range(len(summary["instances"]))
-    large = tms.held_out_losses(result, seeds, purpose=INDEPENDENT, batches=LARGE_BATCHES)  # (4, batches)
+    large = tms.held_out_losses(result.task, *tms.stacked(result, seeds), purpose=INDEPENDENT,
+                                  batches=LARGE_BATCHES)  # (4, batches)
     selection = np.array([entry["selection_loss"] for entry in summary["instances"]])
     # The two seeds closest in expected loss: the hardest pair to rank.
     truth = large.mean(axis=1)

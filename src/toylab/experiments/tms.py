@@ -32,11 +32,12 @@ from toylab import figures, metrics
 from toylab.errors import ConfigError
 from toylab.experiments import runs
 from toylab.io import atomic_write, json_safe
-from toylab.tasks import superposition
+from toylab.tasks import Task, superposition
 from toylab.tasks.superposition import importance_weights
 from toylab.train import TrainConfig, TrainResult, train
 
-__all__ = ["TrainConfig", "run", "summarize", "best_indices", "held_out_losses", "HeldOut", "warning",
+__all__ = ["TrainConfig", "run", "summarize", "best_indices", "held_out_losses", "selection_losses",
+           "report_losses", "stacked", "HeldOut", "warning",
            "write_run", "tables", "SELECTION_EXAMPLES", "REPORT_EXAMPLES", "REPORT_RELATIVE_ERROR"]
 
 
@@ -121,9 +122,10 @@ class HeldOut:
         return cls(per_batch.mean(axis=1), error, batches * EVAL_BATCH)
 
 
-def held_out_losses(result: TrainResult, indices: Sequence[int], *, purpose: int, batches: int,
-                    first_batch: int = 0, seed: int = 0) -> np.ndarray:
-    """Losses of instances ``indices`` on held-out batches ``first_batch ..`` (``batches`` of them).
+def held_out_losses(task: Task, params: Any, hyper: Any, *, purpose: int, batches: int, first_batch: int = 0,
+                    seed: int = 0) -> np.ndarray:
+    """Losses of stacked instances (``params``, ``hyper``: leading ``instances`` axis) on
+    held-out batches ``first_batch ..`` (``batches`` of them).
 
     Each batch (``EVAL_BATCH`` examples) is drawn with the task's own ``sample`` from a key
     that depends on ``seed``, ``purpose`` and the batch index only, never on the instance: the
@@ -131,23 +133,26 @@ def held_out_losses(result: TrainResult, indices: Sequence[int], *, purpose: int
     of two seeds' losses is the difference of their weights, not of their data.
 
     Returns:
-      The task's ``loss`` per instance and batch, shape ``(len(indices), batches)``, float64.
+      The task's ``loss`` per instance and batch, shape ``(instances, batches)``, float64.
     """
-    task = result.task
     entry = _EVALUATORS.get(id(task))
     if entry is None or entry[0] is not task:
         entry = _EVALUATORS[id(task)] = (task, _evaluator(task))
-    index = np.asarray(indices, dtype=int)
-    params = jax.tree.map(lambda leaf: np.asarray(leaf)[index], result.params)
-    if result.hyper is not None:
-        hyper = jax.tree.map(lambda leaf: np.asarray(leaf)[index], result.hyper)
-    else:  # read back from a results store: rebuilt from each instance's config
-        hyper = jax.tree.map(lambda *leaves: np.stack(leaves),
-                             *[task.hyper(result.instances[i].config) for i in index])
     key = jax.random.fold_in(jax.random.key(seed), purpose)
     with jax.threefry_partitionable(False):  # as the trainer draws its batches: 2× faster on CPU
         losses = entry[1](params, hyper, key, np.arange(first_batch, first_batch + batches))
     return np.asarray(losses, dtype=np.float64)
+
+
+def stacked(result: TrainResult, indices: Sequence[int]) -> tuple[Any, Any]:
+    """The weights and hyperparameters of instances ``indices`` of ``result``, stacked."""
+    index = np.asarray(indices, dtype=int)
+    params = jax.tree.map(lambda leaf: np.asarray(leaf)[index], result.params)
+    if result.hyper is not None:
+        return params, jax.tree.map(lambda leaf: np.asarray(leaf)[index], result.hyper)
+    # Read back from a results store: rebuilt from each instance's config.
+    return params, jax.tree.map(lambda *leaves: np.stack(leaves),
+                                *[result.task.hyper(result.instances[i].config) for i in index])
 
 
 def _evaluator(task):
@@ -165,24 +170,23 @@ def _evaluator(task):
     return evaluate
 
 
-def _selection(result: TrainResult, indices: Sequence[int], seed: int) -> HeldOut:
-    """Every instance on the shared selection set (``SELECTION_EXAMPLES``)."""
-    per_batch = held_out_losses(result, indices, purpose=_SELECT, batches=SELECTION_EXAMPLES // EVAL_BATCH,
-                                seed=seed)
-    return HeldOut.from_batches(per_batch)
+def selection_losses(task: Task, params: Any, hyper: Any, *, seed: int = 0) -> HeldOut:
+    """Stacked instances on the shared selection set (``SELECTION_EXAMPLES``), to pick seeds on."""
+    return HeldOut.from_batches(held_out_losses(task, params, hyper, purpose=_SELECT,
+                                                batches=SELECTION_EXAMPLES // EVAL_BATCH, seed=seed))
 
 
-def _report(result: TrainResult, indices: Sequence[int], seed: int) -> HeldOut:
-    """The independent report-set estimate: the set doubles, from ``REPORT_EXAMPLES[0]``, until
-    the standard error is at most ``REPORT_RELATIVE_ERROR`` of the loss for every instance, or
-    it reaches ``REPORT_EXAMPLES[1]``."""
+def report_losses(task: Task, params: Any, hyper: Any, *, seed: int = 0) -> HeldOut:
+    """Stacked instances on the independent report set: it doubles, from ``REPORT_EXAMPLES[0]``,
+    until the standard error is at most ``REPORT_RELATIVE_ERROR`` of the loss for every
+    instance, or it reaches ``REPORT_EXAMPLES[1]``."""
     first, cap = (size // EVAL_BATCH for size in REPORT_EXAMPLES)
-    per_batch = held_out_losses(result, indices, purpose=_REPORT, batches=first, seed=seed)
+    per_batch = held_out_losses(task, params, hyper, purpose=_REPORT, batches=first, seed=seed)
     while True:
         estimate = HeldOut.from_batches(per_batch)
         if per_batch.shape[1] >= cap or np.all(estimate.standard_error <= REPORT_RELATIVE_ERROR * estimate.loss):
             return estimate
-        more = held_out_losses(result, indices, purpose=_REPORT, batches=per_batch.shape[1],
+        more = held_out_losses(task, params, hyper, purpose=_REPORT, batches=per_batch.shape[1],
                                first_batch=per_batch.shape[1], seed=seed)
         per_batch = np.concatenate([per_batch, more], axis=1)
 
@@ -229,13 +233,13 @@ def summarize(result: TrainResult, *, seed: int = 0) -> dict[str, list[dict[str,
         "interference": np.asarray(metrics.interference(W[good])),
     } if good.size else {}
     row_of = {int(index): row for row, index in enumerate(good)}
-    selection = _selection(result, good, seed) if good.size else None
+    selection = selection_losses(result.task, *stacked(result, good), seed=seed) if good.size else None
     selection_loss = np.full(len(result.instances), np.nan)
     if selection is not None:
         selection_loss[good] = selection.loss
     best = best_indices(result, selection_loss=selection_loss)
     reported = [i for i in best if not bad[i]]
-    report = _report(result, reported, seed) if reported else None
+    report = report_losses(result.task, *stacked(result, reported), seed=seed) if reported else None
     estimate = {}  # index -> (loss, standard error, examples)
     for row, index in enumerate(good):
         estimate[int(index)] = (selection.loss[row], selection.standard_error[row], selection.examples)
@@ -298,7 +302,7 @@ def best_indices(result: TrainResult, *, selection_loss: np.ndarray | None = Non
         good = np.flatnonzero(~bad)
         selection_loss = np.full(len(result.instances), np.nan)
         if good.size:
-            selection_loss[good] = _selection(result, good, seed).loss
+            selection_loss[good] = selection_losses(result.task, *stacked(result, good), seed=seed).loss
     loss = selection_loss
     best: dict[str, int] = {}
     for index, instance in enumerate(result.instances):
