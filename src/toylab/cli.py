@@ -468,7 +468,7 @@ def myopia(
 def phase(
     preset: Annotated[Preset, typer.Option(help="n2m1: 2 features in 1 dimension (closed form); n3m2")] = Preset.n2m1,
     grid: Annotated[int, typer.Option(help="cells per axis: densities in [0.01, 1] × importances in [0.1, 10]")] = 8,
-    seeds: Annotated[int, typer.Option(help="seeds per cell; the lowest final loss is kept")] = 8,
+    seeds: Annotated[int, typer.Option(help="seeds per cell; the lowest held-out loss is kept")] = 8,
     steps: Annotated[int, typer.Option(help="optimizer steps per model")] = 5000,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
     store: Annotated[Path | None, typer.Option(

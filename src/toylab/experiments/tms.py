@@ -341,7 +341,8 @@ def write_run(folder: str | Path, result: TrainResult, summary: dict) -> list[Pa
 
 def tables(summary: dict[str, Any]) -> list[Table]:
     """The best seed of each config as a table for a terminal (``toylab tms``, ``reproduce intro``)."""
-    table = Table(title="Best seed per feature probability (lowest final loss)")
+    table = Table(title="Best seed per feature probability (lowest loss on shared held-out data; "
+                        "loss ± standard error on an independent set)")
     for column in ("p", "1/(1−S)", "loss", "elicited", "gap", "feat/dim", "D_i", "geometry"):
         table.add_column(column, justify="left" if column in ("D_i", "geometry") else "right",
                          no_wrap=column == "D_i")
@@ -352,7 +353,7 @@ def tables(summary: dict[str, Any]) -> list[Table]:
             continue
         elicited = best["elicited_loss"]
         table.add_row(
-            f"{p:.3g}", f"{1 / p:.3g}", f"{best['loss']:.4g}",
+            f"{p:.3g}", f"{1 / p:.3g}", f"{best['loss']:.4g} ± {best['loss_standard_error']:.1g}",
             "—" if elicited is None else f"{elicited:.4g}",
             "—" if elicited is None else f"{best['elicitation_gap']:+.1e}",
             f"{best['features_per_dimension']:.2f}",
