@@ -7,6 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from toylab.errors import ConfigError
+from toylab.experiments import tms
 from toylab.tasks import superposition
 from toylab.train import TrainConfig, initial_params, train
 
@@ -147,3 +148,11 @@ def test_every_task_function_is_clean_under_jit_with_strict_promotion(variant):
     assert loss.shape == () and np.isfinite(loss)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
     assert all(np.shape(v) == () and np.isfinite(v) for v in measured.values())
+
+
+def test_tms_notebook_init_counts_every_instance_trained_at_once():
+    one_step = tms.TrainConfig(steps=1, batch_size=8, elicit_steps=0)
+    notebook = tms.run(feature_probability=[0.1, 0.2], seeds=3, init="notebook", train_config=one_step)
+    assert (notebook.task.spec["init"], notebook.task.spec["init_instances"]) == ("notebook", 6)
+    # The default leaves the spec (which keys every instance's random stream) as it was.
+    assert "init" not in superposition(5, 2).spec
