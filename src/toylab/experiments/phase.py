@@ -9,9 +9,10 @@ density), importance 1 for all but the last feature, the *extra* one, whose impo
 The grid is G log-spaced densities in [0.01, 1] × G log-spaced relative importances in
 [0.1, 10]; each cell trains K seeds and keeps the lowest held-out loss (the paper's "best of
 several runs": small models land in local minima), the seeds compared on one shared held-out
-set and the winner's loss measured on an independent one (:func:`honest_best`). Each trained model is classified by what it
-does with the extra feature (:func:`toylab.metrics.classify_phase`): ``not_represented``,
-``dedicated`` (a dimension to itself) or ``superposition`` (sharing one).
+set and the winner's loss measured on an independent one (:func:`honest_best`). Each trained
+model is classified by what it does with the extra feature
+(:func:`toylab.metrics.classify_phase`): ``not_represented``, ``dedicated`` (a dimension to
+itself) or ``superposition`` (sharing one).
 
 - ``n2m1``: 2 features in 1 dimension; :mod:`toylab.theory.phases` gives the closed-form phase
   of every cell, from the exact expected losses of the three candidate solutions, and the
@@ -46,8 +47,8 @@ from toylab.store import default_path
 from toylab.theory import phases as closed_form
 
 __all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "honest_best",
-           "cells_from_weights", "agreement", "near_boundary", "default_store", "public", "warning", "write_run", "write_figure",
-           "tables"]
+           "cells_from_weights", "agreement", "near_boundary", "default_store", "public", "warning", "write_run",
+           "write_figure", "tables"]
 
 
 @dataclasses.dataclass(frozen=True)
