@@ -161,6 +161,7 @@ CLI_CASES = [
     ("tms --warmup 20 --steps 10", "warmup_steps=20 must be < steps=10"),
     ("tms --elicit-steps -1", "elicit_steps=-1"),
     ("tms --optimizer rmsprop", "'rmsprop' is not one of"),
+    ("tms --init kaiming", "'kaiming' is not one of 'xavier', 'notebook'"),
     # tms: sizes, seeds, groups
     ("tms --seeds 0", "seeds=0: need at least 1 seed"),
     ("tms --seeds 100000000", "100000000 instances need about 1.9 TiB; this machine has 8.0 GiB available"),

@@ -7,7 +7,9 @@ import pytest
 from jax.test_util import check_grads
 
 from toylab.errors import ConfigError
+from toylab.experiments import tms
 from toylab.tasks import superposition
+from toylab.train import TrainConfig, initial_params, train
 
 
 def _draw(task, config, batch, seed=0):
@@ -78,6 +80,33 @@ def test_init_is_xavier_normal_with_zero_bias():
     assert not np.any(np.asarray(params["b"]))
 
 
+def test_default_init_gives_the_same_weights_as_before_the_init_option():
+    """Recorded on main before ``init`` existed (seed 3, two seeds; an untied model; 20 steps)."""
+    config = [{"feature_probability": 0.1}]
+    W = initial_params(superposition(5, 2), config, seeds=2, seed=3)["W"]
+    np.testing.assert_array_equal(np.asarray(W).ravel()[:6], np.float32(
+        [-0.4731194078922272, 0.20794759690761566, -0.6484250426292419,
+         0.35792872309684753, 0.43075892329216003, -0.04101329296827316]))
+    W_dec = initial_params(superposition(4, 3, tied=False, init="xavier"), config)["W_dec"]
+    np.testing.assert_array_equal(np.asarray(W_dec).ravel()[:4], np.float32(
+        [0.27298468351364136, -0.13304372131824493, 0.43247273564338684, -0.0876222774386406]))
+    trained = train(superposition(5, 2), config, seeds=1, seed=3,
+                    config=TrainConfig(steps=20, batch_size=64, elicit_steps=0))
+    np.testing.assert_array_equal(np.asarray(trained.params["W"]).ravel()[:4], np.float32(
+        [-0.490003377199173, 0.22576232254505157, -0.6379795670509338, 0.37488776445388794]))
+
+
+@pytest.mark.parametrize("n, m, instances", [(5, 2, 4), (200, 20, 20)])
+def test_notebook_init_has_the_std_of_xavier_normal_on_the_whole_instances_tensor(n, m, instances):
+    """torch's xavier_normal_ on (I, n, m): fan_in = n·m, fan_out = I·m, std = √(2/(m(n+I)))."""
+    seeds = max(1, 4000 // (n * m))
+    task = superposition(n, m, init="notebook", init_instances=instances)
+    W = np.asarray(initial_params(task, [{"feature_probability": 0.1}], seeds=seeds)["W"])
+    notebook, xavier = np.sqrt(2 / (m * (n + instances))), np.sqrt(2 / (n + m))
+    assert W.std() == pytest.approx(notebook, rel=0.05)
+    assert abs(notebook / xavier - 1) > 0.3  # the two scales are told apart at this size
+
+
 @pytest.mark.parametrize(
     "build, config, needle",
     [
@@ -91,6 +120,9 @@ def test_init_is_xavier_normal_with_zero_bias():
         (lambda: superposition(5, 2, anticorrelated_groups=1, group_size=2),
          {"feature_probability": 0.8}, "feature_probability=0.8"),
         (lambda: superposition(3, 2, correlated_groups=2), None, "do not fit"),
+        (lambda: superposition(5, 2, init="kaiming"), None, "init='kaiming'"),
+        (lambda: superposition(5, 2, init_instances=4), None, "init_instances=4"),
+        (lambda: superposition(5, 2, init="notebook", init_instances=0), None, "init_instances=0"),
     ],
 )
 def test_bad_input_is_refused_in_one_line_naming_the_value(build, config, needle):
@@ -116,3 +148,11 @@ def test_every_task_function_is_clean_under_jit_with_strict_promotion(variant):
     assert loss.shape == () and np.isfinite(loss)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
     assert all(np.shape(v) == () and np.isfinite(v) for v in measured.values())
+
+
+def test_tms_notebook_init_counts_every_instance_trained_at_once():
+    one_step = tms.TrainConfig(steps=1, batch_size=8, elicit_steps=0)
+    notebook = tms.run(feature_probability=[0.1, 0.2], seeds=3, init="notebook", train_config=one_step)
+    assert (notebook.task.spec["init"], notebook.task.spec["init_instances"]) == ("notebook", 6)
+    # The default leaves the spec (which keys every instance's random stream) as it was.
+    assert "init" not in superposition(5, 2).spec

@@ -182,6 +182,11 @@ class Output(enum.StrEnum):
     linear = "linear"
 
 
+class WeightInit(enum.StrEnum):
+    xavier = "xavier"
+    notebook = "notebook"
+
+
 class Optimizer(enum.StrEnum):
     adamw = "adamw"
     adam = "adam"
@@ -311,6 +316,9 @@ def tms(
     correlated_groups: Annotated[int, typer.Option(help="groups of features that are on together")] = 0,
     anticorrelated_groups: Annotated[int, typer.Option(help="groups with at most one feature on")] = 0,
     group_size: Annotated[int, typer.Option(help="features per (anti)correlated group")] = 2,
+    init: Annotated[WeightInit, typer.Option(
+        help="initial weight std: xavier √(2/(n+m)) per model, or the reference notebook's √(2/(m(n+I))), "
+             "I = configs × seeds")] = WeightInit.xavier,
     optimizer: Annotated[Optimizer, typer.Option()] = Optimizer.adamw,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
     weight_decay: Annotated[float | None, typer.Option(help="default: 0.01 for adamw, 0 for sgd")] = None,
@@ -344,7 +352,7 @@ def tms(
         n_features=n_features, n_hidden=n_hidden, feature_probability=feature_probability,
         importance=importance[0] if len(importance) == 1 else list(importance), output=output.value,
         tied=not untied, correlated_groups=correlated_groups, anticorrelated_groups=anticorrelated_groups,
-        group_size=group_size, seeds=seeds, seed=seed, train_config=train_config)
+        group_size=group_size, init=init.value, seeds=seeds, seed=seed, train_config=train_config)
     summary = study.summarize(result)
     folder = target.create()
     study.write_run(folder, result, summary)
@@ -460,7 +468,7 @@ def myopia(
 def phase(
     preset: Annotated[Preset, typer.Option(help="n2m1: 2 features in 1 dimension (closed form); n3m2")] = Preset.n2m1,
     grid: Annotated[int, typer.Option(help="cells per axis: densities in [0.01, 1] × importances in [0.1, 10]")] = 8,
-    seeds: Annotated[int, typer.Option(help="seeds per cell; the lowest final loss is kept")] = 8,
+    seeds: Annotated[int, typer.Option(help="seeds per cell; the lowest held-out loss is kept")] = 8,
     steps: Annotated[int, typer.Option(help="optimizer steps per model")] = 5000,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
     store: Annotated[Path | None, typer.Option(

@@ -7,10 +7,12 @@ Command::
 Setting: ``n`` features in ``m`` dimensions, every feature on with probability ``p`` (the
 density), importance 1 for all but the last feature, the *extra* one, whose importance is ``r``.
 The grid is G log-spaced densities in [0.01, 1] × G log-spaced relative importances in
-[0.1, 10]; each cell trains K seeds and keeps the lowest final loss (the paper's "best of
-several runs": small models land in local minima). Each trained model is classified by what it
-does with the extra feature (:func:`toylab.metrics.classify_phase`): ``not_represented``,
-``dedicated`` (a dimension to itself) or ``superposition`` (sharing one).
+[0.1, 10]; each cell trains K seeds and keeps the lowest held-out loss (the paper's "best of
+several runs": small models land in local minima), the seeds compared on one shared held-out
+set and the winner's loss measured on an independent one (:func:`honest_best`). Each trained
+model is classified by what it does with the extra feature
+(:func:`toylab.metrics.classify_phase`): ``not_represented``, ``dedicated`` (a dimension to
+itself) or ``superposition`` (sharing one).
 
 - ``n2m1``: 2 features in 1 dimension; :mod:`toylab.theory.phases` gives the closed-form phase
   of every cell, from the exact expected losses of the three candidate solutions, and the
@@ -31,20 +33,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from rich.table import Table
 
 from toylab import figures, sweeps
 from toylab.errors import ConfigError
+from toylab.experiments import tms
 from toylab.experiments.runs import created_parents, divergence_warning
 from toylab.io import atomic_write, json_safe
 from toylab.metrics.phases import classify_phase
 from toylab.store import default_path
 from toylab.theory import phases as closed_form
 
-__all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "cells_from_weights",
-           "agreement", "near_boundary", "default_store", "public", "warning", "write_run", "write_figure",
-           "tables"]
+__all__ = ["PRESETS", "Preset", "preset", "grid_axes", "sweep_spec", "run", "honest_best",
+           "cells_from_weights", "agreement", "near_boundary", "default_store", "public", "warning", "write_run",
+           "write_figure", "tables"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +71,10 @@ SEEDS = 8  # best of K per cell: at p ≤ 0.02 a seed can end with a dead featur
 STEPS = 5000
 LR = 3e-2  # AdamW without weight decay, batch 1024: at p = 0.01 lr 1e-2 left some seeds short of the optimum after 5000 steps
 BATCH = 1024
-# The best seed is picked by its final loss, measured on this many fresh batches. Sparse cells
-# lose almost only when two features are on at once (probability ~p²): at p = 0.01 the default
-# 4 batches hold ~0.4 such events, and the pick would be a coin toss; 64 hold ~7 (n = 2).
+# The store's per-run losses are measured on this many fresh batches. Sparse cells lose almost
+# only when two features are on at once (probability ~p²): at p = 0.01 the default 4 batches
+# hold ~0.4 such events; 64 hold ~7 (n = 2). The best seed itself is picked on the shared
+# selection set of honest_best (64 batches of 1024, the same for every seed).
 EVAL_BATCHES = 64
 
 
@@ -148,8 +153,8 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
         store: str | Path | None = None, backend: str = "local", progress: bool | None = None) -> dict[str, Any]:
     """Train (or resume, or just read back) a phase diagram and classify every cell.
 
-    Each cell keeps its lowest-loss seed among those that did not diverge; a cell whose every
-    seed diverged is reported with ``"diverged": true`` and no phase.
+    Each cell keeps its lowest-loss seed (:func:`honest_best`) among those that did not
+    diverge; a cell whose every seed diverged is reported with ``"diverged": true`` and no phase.
 
     Args:
       store: the results store; default :func:`default_store` (its folder is created, and
@@ -171,7 +176,7 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
         done = sweeps.run(spec, store=store, backend=backend, progress=progress)
     data = sweeps.load(store)
     densities, importances = grid_axes(chosen, grid)
-    best = data.best()
+    best = honest_best(data, seed=seed)
     runs = data.runs
     all_diverged = runs.groupby("cell")["status"].agg(lambda status: (status == "diverged").all())
     lost = runs[runs["cell"].isin(all_diverged.index[all_diverged])].drop_duplicates("cell")
@@ -180,35 +185,62 @@ def run(name: str, *, grid: int = GRID, seeds: int = SEEDS, steps: int = STEPS, 
         raise ConfigError(f"{missing} of {grid * grid} cells have no finished run in {store} "
                           f"(failed: {done.failed} runs); rerun to retry")
     W = np.zeros((grid, grid, chosen.n_hidden, chosen.n_features))
-    loss, seed_of = np.zeros((grid, grid)), np.zeros((grid, grid), dtype=int)
+    loss, error, seed_of = np.zeros((grid, grid)), np.zeros((grid, grid)), np.zeros((grid, grid), dtype=int)
     for row in lost.itertuples():  # no finite seed: no weights, no phase
         W[row.importance_index, row.feature_probability_index] = np.nan
     for row in best.itertuples():
         i, j = row.importance_index, row.feature_probability_index
         W[i, j] = data.weights(int(row.run))["W"]
-        loss[i, j], seed_of[i, j] = row.loss, row.seed
-    summary = cells_from_weights(chosen, densities, importances, W, loss, seed_of)
+        loss[i, j], error[i, j], seed_of[i, j] = row.loss, row.loss_standard_error, row.seed
+    summary = cells_from_weights(chosen, densities, importances, W, loss, seed_of, error)
     summary.update(preset=name, seeds=seeds, store=str(store), densities=densities.tolist(),
                    relative_importances=importances.tolist(), sweep=done.to_dict())
     return summary
 
 
+def honest_best(data: sweeps.SweepResults, *, seed: int = 0) -> Any:
+    """The best done run of each cell (rows of ``data.runs``, in cell order), its ``loss`` honest.
+
+    As :func:`toylab.experiments.tms.summarize`: the seeds of a cell are compared on one shared
+    held-out set (``tms.SELECTION_EXAMPLES``, the same examples for every seed), not on the
+    store's per-run losses (the trainer's ``EVAL_BATCHES`` batches, different for each seed);
+    the winner's ``loss`` is measured again on an independent set, grown until its standard
+    error (``loss_standard_error``) is at most 1% of the loss.
+    """
+    done = data.runs[data.runs["status"] == "done"].sort_values(["cell", "seed"]).reset_index(drop=True)
+    if done.empty:
+        return done.assign(loss_standard_error=[])
+    task = data.task(done["task_params"].iloc[0])
+    ids = [int(run) for run in done["run"]]
+    params = {name: data.stack(name, ids) for name in data.weights(ids[0])}
+    hyper = jax.tree.map(lambda *leaves: np.stack(leaves), *[task.hyper(config) for config in done["config"]])
+    selection = tms.selection_losses(task, params, hyper, seed=seed).loss
+    winners = done.assign(selection_loss=selection).groupby("cell")["selection_loss"].idxmin().to_numpy()
+    report = tms.report_losses(task, jax.tree.map(lambda leaf: leaf[winners], params),
+                               jax.tree.map(lambda leaf: leaf[winners], hyper), seed=seed)
+    return done.loc[winners].assign(loss=report.loss, loss_standard_error=report.standard_error,
+                                    selection_loss=selection[winners]).reset_index(drop=True)
+
+
 def cells_from_weights(chosen: Preset, densities: np.ndarray, importances: np.ndarray,
-                       best_W: np.ndarray, best_loss: np.ndarray, best_seed: np.ndarray) -> dict[str, Any]:
+                       best_W: np.ndarray, best_loss: np.ndarray, best_seed: np.ndarray,
+                       best_loss_standard_error: np.ndarray | None = None) -> dict[str, Any]:
     """Classify every cell's best model and compare with the closed form where there is one.
 
     Args:
       densities, importances: the grid's axes, shapes (P,) and (R,).
       best_W: the best seed's weights per cell, shape (R, P, m, n) (row = importance); NaN
         for a cell whose every seed diverged.
-      best_loss, best_seed: its final loss and seed index, shape (R, P).
+      best_loss, best_seed: its loss and seed index, shape (R, P).
+      best_loss_standard_error: the loss's standard error, shape (R, P), if known.
 
     Returns:
       ``{"cells": [...], "phases": (R, P) names or None, "closed_form": (R, P) names or
       None}`` plus, with a closed form, :func:`agreement`'s fields (a diverged cell counts as
       a disagreement: it found no phase). Each cell is ``{"density", "relative_importance",
       "diverged", "phase", "closed_form_phase" (n2m1 only), "loss", "seed",
-      "feature_norms"}``; a diverged cell's phase, loss, seed and norms are None.
+      "feature_norms"}`` (and ``"loss_standard_error"`` when given); a diverged cell's phase,
+      loss, seed and norms are None.
     """
     lost = ~np.isfinite(best_W).all(axis=(-2, -1))  # (R, P)
     trained = classify_phase(np.where(lost[..., None, None], 0.0, best_W), extra=-1)  # (R, P)
@@ -228,6 +260,8 @@ def cells_from_weights(chosen: Preset, densities: np.ndarray, importances: np.nd
             else:
                 cell.update(loss=float(best_loss[i, j]), seed=int(best_seed[i, j]),
                             feature_norms=[float(v) for v in norms[i, j]])
+                if best_loss_standard_error is not None:
+                    cell["loss_standard_error"] = float(best_loss_standard_error[i, j])
             cells.append(cell)
     summary: dict[str, Any] = {"cells": cells, "phases": trained, "closed_form": expected}
     if expected is not None:

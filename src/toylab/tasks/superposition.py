@@ -61,9 +61,13 @@ class SuperpositionSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     correlated_groups: int = pydantic.Field(0, ge=0)  # groups whose members are on together
     anticorrelated_groups: int = pydantic.Field(0, ge=0)  # groups with at most one member on
     group_size: int = pydantic.Field(2, ge=2)  # members per (anti)correlated group
+    # Initial weight scale, see superposition(): "xavier" per instance, std √(2/(n+m)), or the
+    # reference notebook's, std √(2/(m(n+I))) for a notebook run of I = init_instances instances.
+    init: Literal["xavier", "notebook"] = "xavier"
+    init_instances: int = pydantic.Field(1, ge=1)
 
     @pydantic.field_validator("n_features", "n_hidden", "correlated_groups", "anticorrelated_groups",
-                              "group_size", mode="before")
+                              "group_size", "init_instances", mode="before")
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:
         if isinstance(value, bool):  # pydantic reads True as 1
@@ -78,7 +82,17 @@ class SuperpositionSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
                 f"{grouped} grouped features do not fit in n_features={self.n_features}; "
                 "use fewer groups or more features"
             )
+        if self.init == "xavier" and self.init_instances != 1:
+            raise ValueError(f"init_instances={self.init_instances} is the notebook's instance count; "
+                             "it needs init='notebook'")
         return self
+
+    def initial_std(self) -> float:
+        """The standard deviation of every initial weight (see :func:`superposition`)."""
+        n, m = self.n_features, self.n_hidden
+        if self.init == "notebook":
+            return math.sqrt(2.0 / (m * (n + self.init_instances)))
+        return math.sqrt(2.0 / (n + m))
 
 
 class _Instance(pydantic.BaseModel, frozen=True, extra="forbid"):
@@ -155,14 +169,25 @@ def superposition(
     correlated_groups: int = 0,
     anticorrelated_groups: int = 0,
     group_size: int = 2,
+    init: Literal["xavier", "notebook"] = "xavier",
+    init_instances: int = 1,
 ) -> Task:
     """Build the superposition task (Elhage et al. 2022) for ``n_features`` → ``n_hidden``.
 
     Features ``0 .. correlated_groups·group_size − 1`` form the correlated groups, the next
     ``anticorrelated_groups·group_size`` the anticorrelated ones, the rest are independent.
 
+    Initial weights are i.i.d. normal with mean 0, the bias 0. ``init="xavier"`` (the
+    default) is Xavier-normal for one instance's (m, n) matrix: std = √(2/(n+m)), whatever
+    else trains beside it. ``init="notebook"`` is the reference notebook's scale: it calls
+    ``nn.init.xavier_normal_`` on its whole ``(instances, n, m)`` tensor, whose fans PyTorch
+    computes as n·m and I·m, so std = √(2/(m(n+I))) with I = ``init_instances``; it depends
+    on how many instances the notebook trained at once (1.6× xavier's at n=5, m=2, I=4;
+    0.22× at n=200, m=20, I=20).
+
     Raises:
-      ConfigError: a size ≤ 0, an unknown output, or groups that do not fit.
+      ConfigError: a size ≤ 0, an unknown output or init, groups that do not fit, or
+        ``init_instances`` ≠ 1 without ``init="notebook"``.
     """
     spec = validated(
         SuperpositionSpec,
@@ -173,6 +198,8 @@ def superposition(
         correlated_groups=correlated_groups,
         anticorrelated_groups=anticorrelated_groups,
         group_size=group_size,
+        init=init,
+        init_instances=init_instances,
     )
     return _build(spec)
 
@@ -208,8 +235,7 @@ def _build(spec: SuperpositionSpec) -> Task:
     def init(key: jax.Array, hyper: dict[str, Array]) -> dict[str, Array]:
         del hyper  # the initial weights do not depend on the data distribution
         key_encoder, key_decoder = jax.random.split(key)
-        # Xavier-normal, as the reference notebook's nn.init.xavier_normal_: std² = 2/(fan_in+fan_out).
-        std = math.sqrt(2.0 / (n + m))
+        std = spec.initial_std()
         params = {
             "W": std * jax.random.normal(key_encoder, (m, n)),  # (d_hidden, n_features)
             "b": jnp.zeros((n,)),  # (n_features,)
@@ -249,7 +275,9 @@ def _build(spec: SuperpositionSpec) -> Task:
     forward_flops = 4.0 * m * n + 6.0 * n
     return Task(
         name="superposition",
-        spec=spec.model_dump(),
+        # The default init is left out of the spec: the spec keys every instance's random
+        # stream (and a results store's runs), which must not change for existing runs.
+        spec=spec.model_dump(exclude={"init", "init_instances"} if spec.init == "xavier" else None),
         hyper=hyper,
         init=init,
         sample=sample,
