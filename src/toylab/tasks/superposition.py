@@ -182,7 +182,7 @@ def superposition(
     else trains beside it. ``init="notebook"`` is the reference notebook's scale: it calls
     ``nn.init.xavier_normal_`` on its whole ``(instances, n, m)`` tensor, whose fans PyTorch
     computes as n·m and I·m, so std = √(2/(m(n+I))) with I = ``init_instances``; it depends
-    on how many instances the notebook trained at once (1.6× xavier's at n=5, m=2, I=4;
+    on how many instances the notebook trained at once (0.62× xavier's at n=5, m=2, I=4;
     0.22× at n=200, m=20, I=20).
 
     Raises:
