@@ -10,6 +10,7 @@ run time and the machine it ran on.
 from __future__ import annotations
 
 import datetime
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px;
        padding: 1px 5px; border-radius: 3px; }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 18px; }
 figure { margin: 0; border: 1px solid var(--rule); border-radius: 6px; padding: 8px; background: #fff; }
+figure.wide { grid-column: 1 / -1; }
 figure img { width: 100%; height: auto; display: block; }
 figcaption { font-size: 12.5px; color: var(--muted); margin-top: 4px; font-family: ui-monospace, Menlo, monospace; }
 .error { background: var(--bg-fail); color: var(--fail); padding: 10px 14px; border-radius: 6px;
@@ -90,7 +92,14 @@ def _summary_table(findings: list[dict[str, Any]]) -> str:
             '<th>measured</th><th></th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
-def _study_section(study: dict[str, Any], findings: list[dict[str, Any]]) -> str:
+def _aspect(svg: Path) -> float:
+    """Width over height of a matplotlib SVG, from its root element's ``width``/``height`` (pt)."""
+    head = svg.read_text(errors="replace")[:2000] if svg.is_file() else ""
+    size = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"[^>]*\bheight="([\d.]+)pt"', head)
+    return float(size.group(1)) / float(size.group(2)) if size else 1.0
+
+
+def _study_section(study: dict[str, Any], findings: list[dict[str, Any]], folder: Path | None) -> str:
     name = study["study"]
     mine = [f for f in findings if f["study"] == name]
     parts = [f'<section id="{escape(name)}"><h2>{escape(STUDY_TITLES.get(name, name))}</h2>']
@@ -112,14 +121,20 @@ def _study_section(study: dict[str, Any], findings: list[dict[str, Any]]) -> str
     shown += [stem for stem in study["figures"] if stem not in shown]  # the findings' figures first
     if shown:
         parts.append('<h3>figures</h3><div class="figures">' + "".join(
-            f'<figure><img src="{escape(study["figures"][stem])}" alt="{escape(stem)}" loading="eager">'
+            f'<figure{_wide(folder, study["figures"][stem])}><img src="{escape(study["figures"][stem])}" alt="{escape(stem)}" loading="eager">'
             f'<figcaption>{escape(stem)}</figcaption></figure>' for stem in shown) + "</div>")
     parts.append("</section>")
     return "".join(parts)
 
 
-def render(result: dict[str, Any]) -> str:
-    """The report page for :func:`toylab.report.runner.run_all`'s result."""
+def _wide(folder: Path | None, figure: str) -> str:
+    """A row of panels (wider than 2.2:1) spans the page instead of shrinking into one column."""
+    return ' class="wide"' if folder is not None and _aspect(folder / figure) > 2.2 else ""
+
+
+def render(result: dict[str, Any], folder: Path | None = None) -> str:
+    """The report page for :func:`toylab.report.runner.run_all`'s result; ``folder`` (where the
+    page goes) lets wide figures span the page."""
     findings, studies = result["findings"], result["studies"]
     disagreements = sum(not f["agrees"] for f in findings)
     machines = sorted({s["machine"] for s in studies})
@@ -135,7 +150,7 @@ def render(result: dict[str, Any]) -> str:
         f'<p class="lede">Each finding is checked on a fresh run of its study; the command under each study '
         f"reruns it. Generated {when} on {escape('; '.join(machines))}.</p>",
         counts, _summary_table(findings),
-        *(_study_section(study, findings) for study in studies),
+        *(_study_section(study, findings, folder) for study in studies),
         "<footer>Rerun everything with <code>toylab reproduce all</code> (finished studies are read back, "
         "not retrained); one finding with <code>toylab reproduce all --only ID</code>. "
         "Checks and tolerances: <code>toylab/experiments/findings.py</code>.</footer>",
@@ -148,5 +163,5 @@ def render(result: dict[str, Any]) -> str:
 
 def write(path: str | Path, result: dict[str, Any]) -> Path:
     """Write :func:`render`'s page to ``path`` (atomically); the figures are referenced relative to it."""
-    page = render(result)
+    page = render(result, Path(path).parent)
     return atomic_write(Path(path), lambda f: f.write(page.encode()))
