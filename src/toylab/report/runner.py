@@ -101,8 +101,8 @@ def run_all(out: str | Path, *, only: Sequence[str] | None = None, store: str | 
     done: dict[str, dict[str, Any]] = {}
     spent: dict[str, float] = {}
     for index, name in enumerate(names):
-        done[name] = _run_study(name, out, stores, settings, progress,
-                                f"[{index + 1}/{len(names)}] {name} (about {_eta(names[index:], spent)} left)")
+        done[name] = _run_study(name, out, stores, settings, progress, f"[{index + 1}/{len(names)}] {name}",
+                                f"about {_eta(names[index:], spent)} left in all")
         spent[name] = done[name]["seconds"]
     rows = []
     for finding in chosen:
@@ -134,7 +134,7 @@ def run_all(out: str | Path, *, only: Sequence[str] | None = None, store: str | 
 
 
 def _run_study(name: str, out: Path, stores: Path, settings: dict[str, Any], progress: bool | None,
-               line: str) -> dict[str, Any]:
+               line: str, eta: str) -> dict[str, Any]:
     """Run one study into ``out/studies/<name>`` (or read back a finished one); never raises
     for the study's own failure, which is returned as ``error``."""
     folder = out / "studies" / name
@@ -145,7 +145,7 @@ def _run_study(name: str, out: Path, stores: Path, settings: dict[str, Any], pro
         if record.get("settings") == settings and (folder / "summary.json").is_file():
             _say(f"{line}: done before, read back ({record['seconds']:.0f} s when it ran)")
             return {**record, "summary": json.loads((folder / "summary.json").read_text()), "resumed": True}
-    _say(f"{line}: running {command}")
+    _say(f"{line}: running {command} ({eta})")
     options: dict[str, Any] = {}
     if studies.STUDIES[name].store is not None:
         defaults = {k: v for k, v in settings.items() if k != "seed" and v is not None}
