@@ -112,3 +112,29 @@ def test_a_study_that_fails_is_reported_and_the_others_still_run(report, monkeyp
     assert not intro["measured"].startswith("study failed") and result["errors"] == 1
     assert "study failed: RuntimeError: planted study failure" in (out / "report.html").read_text()
     assert not (out / "studies" / "scurves" / "run.json").exists()  # a rerun tries it again
+
+
+def _finding(id_):
+    return next(f for f in FINDINGS if f.id == id_)
+
+
+def test_checks_read_constructed_summaries_exactly():
+    def intro(values):
+        return {"best": [{"feature_probability": 1 / (i + 1), "diverged": False, "dimensions_per_feature": v}
+                         for i, v in enumerate(values)]}
+
+    sticky = _finding("intro-sticky-dimensions").check
+    assert sticky(intro([1.0, 0.97, 0.52, 0.49, 0.4])).passed
+    smooth = sticky(intro([1.0, 0.9, 0.8, 0.5, 0.3]))
+    assert not smooth.passed and smooth.numbers["run_at_1"] == 1 and smooth.numbers["run_at_half"] == 1
+
+    def row(m, ic):
+        return {"n_features": 20, "n_hidden": m, "feature_probability": 0.1, "interpretable_capability": {"geometry": ic}}
+
+    valley = _finding("capability-no-valley").check({"rows": [row(1, 0.2), row(2, 0.05), row(3, 0.3)]})
+    assert not valley.passed and valley.numbers["largest_fall"] == pytest.approx(0.15)
+    assert valley.numbers["at"] == (20, 0.1, 2)
+    assert _finding("capability-no-valley").check({"rows": [row(1, 0.0), row(2, 0.0), row(3, 0.3)]}).passed
+    # A smaller run that lacks what a check reads fails that finding, with the reason.
+    missing = findings.evaluate(_finding("myopia-swap-removes"), {"arms": []})
+    assert not missing.passed and missing.value.startswith("not measured: StopIteration")

@@ -94,6 +94,24 @@ def _packing(summary: dict[str, Any]) -> Measured:
                     {"feature_probability": [b["feature_probability"] for b in rows], "features_per_dimension": fpd})
 
 
+def _sticky(summary: dict[str, Any]) -> Measured:
+    """How many consecutive probabilities (best seeds, dense to sparse) sit within 0.05 of 1 and of 1/2."""
+    rows = sorted((b for b in summary["best"] if not b["diverged"]), key=lambda b: -b["feature_probability"])
+    values = [b["dimensions_per_feature"] for b in rows]
+
+    def longest_run(level: float) -> int:
+        best = run = 0
+        for value in values:
+            run = run + 1 if abs(value - level) <= 0.05 else 0
+            best = max(best, run)
+        return best
+
+    runs = {1.0: longest_run(1.0), 0.5: longest_run(0.5)}
+    return Measured(f"{runs[1.0]} consecutive settings at 1, {runs[0.5]} at 1/2 (" + ", ".join(f"{v:.2f}" for v in values)
+                    + ")", min(runs.values()) >= 2, {"dimensions_per_feature": values, "run_at_1": runs[1.0],
+                                                     "run_at_half": runs[0.5]})
+
+
 def _elicitation(summary: dict[str, Any]) -> Measured:
     """Relative gap (raw − elicited) / raw at every evaluation of every best seed."""
     points = []  # (relative gap, step, is the final evaluation)
@@ -275,9 +293,10 @@ def _shutdown(summary: dict[str, Any]) -> Measured:
                     shown >= 0.95 and hidden <= 0.1, {"shown": shown, "hidden": hidden})
 
 
-ELHAGE = "Elhage et al. 2022, Toy Models of Superposition"
-JERMYN = "Jermyn & Shlegeris 2022, Multi-Component Learning and S-Curves"
-KRUEGER = "Krueger, Maharaj & Leike 2020, Hidden incentives for auto-induced distributional shift"
+# Short citations: the report's study sections give the full titles.
+ELHAGE = "Elhage et al. 2022"  # Toy Models of Superposition
+JERMYN = "Jermyn & Shlegeris 2022"  # Multi-Component Learning and S-Curves (LessWrong post and comments)
+KRUEGER = "Krueger, Maharaj & Leike 2020"  # Hidden incentives for auto-induced distributional shift
 
 FINDINGS: tuple[Finding, ...] = (
     Finding("intro-pentagon", "At the sparsest setting all five features share two dimensions as a regular pentagon.",
@@ -288,6 +307,10 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("intro-sparsity-packs", "As features get sparser the model packs more of them into each dimension.",
             f"{ELHAGE}, §1 and §3", "intro", "features per dimension ≤ 1.05 at p = 1, ≥ 2.3 at p = 0.05",
             _packing, "dimensions_per_feature"),
+    Finding("intro-sticky-dimensions", "Dimensions per feature m/‖W‖²_F sticks at 1 and at 1/2 as sparsity grows, "
+            "instead of falling smoothly.", f"{ELHAGE}, §3 (the sticky points of dimensionality)", "intro",
+            "≥ 2 consecutive probabilities within 0.05 of 1, and ≥ 2 within 0.05 of 1/2", _sticky,
+            "dimensions_per_feature"),
     Finding("intro-elicitation-gap", "Evaluated at every 4× of compute, a brief fine-tune (elicitation) finds "
             "loss the raw evaluation misses during training, and none to speak of at the end.",
             "the seed's evaluation scheme (SPEC S4)", "intro",

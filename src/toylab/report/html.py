@@ -20,10 +20,11 @@ from toylab.io import atomic_write
 __all__ = ["render", "write"]
 
 STUDY_TITLES = {
-    "intro": "Superposition: the introduction figure (Elhage et al. 2022, §1)",
-    "scurves": "Multi-component learning and S-curves (Jermyn & Shlegeris 2022)",
+    "intro": "Toy Models of Superposition: the introduction figure (Elhage et al. 2022, §1)",
+    "scurves": "Multi-Component Learning and S-Curves (Jermyn & Shlegeris 2022, post and comments)",
     "capability": "Interpretable capability against capability (Olah's diagram, measured)",
-    "myopia": "Myopia, PBT and the epoch-index scheme (Krueger, Maharaj & Leike 2020)",
+    "myopia": "Hidden incentives for auto-induced distributional shift (Krueger, Maharaj & Leike 2020) "
+              "and the epoch-index scheme",
 }
 
 STYLE = """
@@ -58,7 +59,8 @@ dl.meta dt { color: var(--muted); }
 dl.meta dd { margin: 0; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; background: #f3f4f6;
        padding: 1px 5px; border-radius: 3px; }
-.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 18px; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); grid-auto-flow: dense;
+           gap: 18px; }
 figure { margin: 0; border: 1px solid var(--rule); border-radius: 6px; padding: 8px; background: #fff; }
 figure.wide { grid-column: 1 / -1; }
 figure img { width: 100%; height: auto; display: block; }
