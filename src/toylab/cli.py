@@ -417,8 +417,8 @@ def reproduce(
 ) -> None:
     """Reproduce a published finding with its paper's settings; `all`: every finding, as one report.
 
-    `reproduce all` runs the studies the findings need (finished ones are read back), writes
-    DIR/report.html and DIR/findings.json, and exits with status 1 when a check fails or a study errors.
+    `reproduce all` runs the studies the findings need (finished ones are read back), writes DIR/report.html
+    and DIR/findings.json, and exits with status 1 when a check fails or a study errors.
     """
     if study is StudyName.all:
         _reproduce_all(only, seeds=seeds, steps=steps, seed=seed, store=store, out=out, as_json=as_json)

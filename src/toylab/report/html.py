@@ -149,8 +149,8 @@ def render(result: dict[str, Any], folder: Path | None = None) -> str:
               + f'<span class="count meta">{len(studies)} studies, {_minutes(total)} of training</span></div>')
     body = [
         "<h1>toylab: published findings, reproduced</h1>",
-        f'<p class="lede">Each finding is checked on a fresh run of its study; the command under each study '
-        f"reruns it. Generated {when} on {escape('; '.join(machines))}.</p>",
+        f'<p class="lede">Each finding is checked against its study\'s result; the command in each study\'s '
+        f"section reruns it. Generated {when}; trained on {escape('; '.join(machines))}.</p>",
         counts, _summary_table(findings),
         *(_study_section(study, findings, folder) for study in studies),
         "<footer>Rerun everything with <code>toylab reproduce all</code> (finished studies are read back, "
