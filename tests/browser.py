@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import fcntl
 import json
 import os
 import select
@@ -29,6 +30,13 @@ class PageReport:
     title: str
 
 
+def _above_nine(fd: int) -> int:
+    """A copy of ``fd`` numbered 10 or more (the original is closed)."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
 class DevTools:
     """One headless Chromium and one page (a flattened session), driven over the pipe."""
 
@@ -36,13 +44,15 @@ class DevTools:
         self.timeout = timeout
         to_browser_r, self._write = os.pipe()
         self._read, from_browser_w = os.pipe()
-
+        # The ends the browser gets move above 9, where fds 3 and 4 cannot be among them (one
+        # redirection below would overwrite the other's source); bash (not dash) takes them there.
+        to_browser_r, from_browser_w = (_above_nine(fd) for fd in (to_browser_r, from_browser_w))
         self._profile = tempfile.TemporaryDirectory(prefix="toylab-chromium-")
         # The browser reads commands on fd 3 and answers on fd 4. A shell puts the pipe ends
         # there, so that Python never runs code in a forked copy of this (JAX-threaded) process.
         self._process = subprocess.Popen(
-            ["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}', CHROMIUM,
-             "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+            [shutil.which("bash") or "/bin/bash", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
+             CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              "--no-first-run", "--no-default-browser-check", f"--user-data-dir={self._profile.name}",
              f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
