@@ -27,7 +27,7 @@ from typing import Any
 
 import jax
 
-from toylab.errors import ConfigError
+from toylab.errors import ConfigError, Interrupted
 from toylab.experiments import studies
 from toylab.experiments.findings import Finding, evaluate, select
 from toylab.experiments.runs import check_writable
@@ -101,8 +101,13 @@ def run_all(out: str | Path, *, only: Sequence[str] | None = None, store: str | 
     done: dict[str, dict[str, Any]] = {}
     spent: dict[str, float] = {}
     for index, name in enumerate(names):
-        done[name] = _run_study(name, out, stores, settings, progress, f"[{index + 1}/{len(names)}] {name}",
-                                f"about {_eta(names[index:], spent)} left in all")
+        try:
+            done[name] = _run_study(name, out, stores, settings, progress, f"[{index + 1}/{len(names)}] {name}",
+                                    f"about {_eta(names[index:], spent)} left in all")
+        except (KeyboardInterrupt, Interrupted):
+            kept = ", ".join(done) or "none"
+            raise Interrupted(f"interrupted during {name}; finished studies ({kept}) are kept in {out}: "
+                              "rerun the same command to resume") from None
         spent[name] = done[name]["seconds"]
     rows = []
     for finding in chosen:
@@ -155,7 +160,7 @@ def _run_study(name: str, out: Path, stores: Path, settings: dict[str, Any], pro
     try:
         studies.reproduce(name, folder, overwrite=True, seeds=settings["seeds"], steps=settings["steps"],
                           seed=settings["seed"], progress=progress, **options)
-    except (KeyboardInterrupt, ConfigError):
+    except (KeyboardInterrupt, Interrupted, ConfigError):
         raise  # Ctrl-C resumes on the next run; a bad setting is the caller's, not the study's
     except Exception as exc:  # noqa: BLE001 - one study's failure must not stop the others
         error = f"{type(exc).__name__}: {exc}"
