@@ -218,6 +218,9 @@ CLI_CASES = [
     ("reproduce scurves --steps -5", "steps=-5"),
     ("reproduce scurves --seed 99999999999 --steps 1 --seeds 1", "seed=99999999999"),
     ("reproduce scurves --store x.sqlite", "only the intro study"),
+    ("reproduce all --only nope", "--only 'nope': unknown finding 'nope'; available: intro-pentagon"),
+    ("reproduce all --only intro-pentagon,,", "an empty item in the list; expected finding ids"),
+    ("reproduce intro --only intro-pentagon", "--only intro-pentagon: picks findings of `reproduce all`"),
     pytest.param("reproduce intro --seed 99999999999 --steps 1 --seeds 1", "seed=99999999999"),
     # phase
     ("phase --grid 1", "grid=1"),

@@ -166,7 +166,7 @@ def test_every_choice_is_the_librarys_own_list():
     expected = {cli.Output: literal(SuperpositionSpec, "output"), cli.Optimizer: literal(TrainConfig, "optimizer"),
                 cli.Schedule: literal(TrainConfig, "schedule"), cli.CurveOptimizer: list(scurve.OPTIMIZERS),
                 cli.Loss: list(LOSSES), cli.Init: literal(LowRankSpec, "init"), cli.TimeAxis: list(scurve.TIME_AXES),
-                cli.Preset: list(phase.PRESETS), cli.Backend: list(BACKENDS), cli.StudyName: list(STUDIES),
+                cli.Preset: list(phase.PRESETS), cli.Backend: list(BACKENDS), cli.StudyName: [*STUDIES, "all"],
                 cli.Learner: list(LEARNERS), cli.PbtSelect: list(SELECTIONS)}
     for choice, values in expected.items():
         assert [member.value for member in choice] == values, choice

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sweeps",),  # grids of train() calls into a store, and a store back into a TrainResult
     ("figures",),  # pure functions: results (metrics' and theory's) -> matplotlib Figure
     ("experiments",),  # one file per reproduced study, built from everything below
+    ("report",),  # reproduce all: studies run, findings checked, one HTML page
     ("cli",),  # thin commands over the API
     ("toylab", "__main__"),  # the public API's re-exports; `python -m toylab`
 )

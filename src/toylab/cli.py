@@ -41,7 +41,10 @@ nothing on stdout.
 :func:`toylab.experiments.phase.public`; ``measure``: :func:`toylab.arrays.measure_file`;
 ``rescale-check``: :func:`toylab.experiments.rescale.summarize`; ``sae``: :func:`toylab.sae.summarize`
 (``saes``, one per seed, and ``best``); ``myopia`` and ``reproduce myopia``:
-:func:`toylab.experiments.myopia.summarize` (``arms``, ``oracle``, ``findings``); ``sweep``:
+:func:`toylab.experiments.myopia.summarize` (``arms``, ``oracle``, ``findings``); ``reproduce all``:
+:func:`toylab.report.run_all` (``findings``, each with ``id``, ``claim``, ``source``, ``expected``,
+``measured``, ``passed``, ``figure``, ``command``, ``seconds``; ``ok`` false and exit status 1 when a
+check failed or a study errored); ``sweep``:
 :class:`toylab.sweeps.SweepSummary` fields, ``select`` and ``best`` (one cell per grid point).
 """
 
@@ -68,7 +71,7 @@ try:  # typer 0.2x vendors click as typer._click; earlier releases use click its
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError
 
-from toylab.errors import Interrupted, ToylabError, validated
+from toylab.errors import ConfigError, Interrupted, ToylabError, validated
 
 # Heavy imports (jax, matplotlib, toylab.experiments, pandas) happen inside the commands: `toylab
 # --help` and a mistyped flag answer at once instead of after seconds of importing.
@@ -238,6 +241,7 @@ class StudyName(enum.StrEnum):
     scurves = "scurves"
     capability = "capability"
     myopia = "myopia"
+    all = "all"  # every registered finding: toylab.report.run_all
 
 
 class Learner(enum.StrEnum):
@@ -403,23 +407,57 @@ def scurve(
 @app.command()
 def reproduce(
     study: Annotated[StudyName, typer.Argument(
-        help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (SAEs on toy models) or myopia (Krueger et al. 2020)")],
+        help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (SAEs on toy models), myopia "
+             "(Krueger et al. 2020), or all: every finding checked, with an HTML report")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
     store: Annotated[Path | None, typer.Option(
-        help="intro: its results store (default: runs/intro-k<seeds>-s<steps>.sqlite); rerun to resume")] = None,
-    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<study>-<time>)")] = None,
+        help="intro: its results store (default: runs/intro-k<seeds>-s<steps>.sqlite); all: the folder of "
+             "stores (default: DIR/stores); rerun to resume")] = None,
+    only: Annotated[str | None, typer.Option(
+        help="all: comma-separated finding ids (default: every one; see toylab.experiments.findings)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="run folder (default: runs/<study>-<time>); all: DIR, reused so that a rerun resumes "
+             "(default: runs/reproduce-all)")] = None,
     overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Reproduce a published finding with its paper's settings."""
+    """Reproduce a published finding with its paper's settings; `all`: every finding, as one report.
+
+    `reproduce all` runs the studies the findings need (finished ones are read back), writes DIR/report.html
+    and DIR/findings.json, and exits with status 1 when a check fails or a study errors.
+    """
+    if study is StudyName.all:
+        _reproduce_all(only, seeds=seeds, steps=steps, seed=seed, store=store, out=out, as_json=as_json)
+        return
+    if only is not None:
+        raise ConfigError(f"--only {only}: picks findings of `reproduce all`, not of one study")
     with _loading():
         from toylab.experiments.studies import reproduce as run_study
 
     done = run_study(study.value, out, overwrite=overwrite, seeds=seeds, steps=steps, seed=seed, store=store)
     _finish("reproduce", done.summary, done.tables(), folder=done.folder, store=done.store,
             warning=done.warning(), as_json=as_json)
+
+
+def _reproduce_all(only: str | None, *, seeds: int | None, steps: int | None, seed: int, store: Path | None,
+                   out: Path | None, as_json: bool) -> None:
+    with _loading():
+        from toylab.report import run_all
+
+    ids = None if only is None else _items(only, "finding ids")
+    folder = out if out is not None else Path("runs") / "reproduce-all"
+    result = run_all(folder, only=ids, store=store, seeds=seeds, steps=steps, seed=seed)
+    table = Table(title=f"Findings: {result['passed']} of {len(result['findings'])} passed")
+    for column in ("finding", "expected", "measured", ""):
+        table.add_column(column)
+    for row in result["findings"]:
+        table.add_row(row["id"], row["expected"], row["measured"], "pass" if row["passed"] else "FAIL")
+    ok = not result["failed"] and not result["errors"]
+    _finish("reproduce", result, [table, f"report: {result['report']}"], folder=folder, ok=ok, as_json=as_json)
+    if not ok:
+        raise typer.Exit(code=1)
 
 
 @app.command()

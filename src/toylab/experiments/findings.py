@@ -1,0 +1,391 @@
+"""The published findings toylab reproduces, each declared once: claim, source, check, figure.
+
+A :class:`Finding` names the study that measures it (a key of
+:data:`toylab.experiments.studies.STUDIES`), and its ``check`` reads that study's summary (what
+``toylab reproduce STUDY --json`` prints as ``result``) and returns a :class:`Measured`: the
+value as a researcher would quote it, whether it passed, and the numbers behind it. The
+tolerance of each check is written in its ``expected`` text and in the check itself, once.
+
+Where toylab disagrees with its source, the finding says so (``agrees=False`` and
+``disagreement``, the evidence in one sentence): its check tests what toylab measured, and the
+report shows the disagreement next to the claim rather than hiding it or bending the check.
+
+Example:
+    >>> from toylab.experiments.findings import FINDINGS, select
+    >>> [f.id for f in select(["intro-pentagon"])]
+    ['intro-pentagon']
+    >>> sorted({f.study for f in FINDINGS})
+    ['capability', 'intro', 'myopia', 'scurves']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from toylab.errors import ConfigError
+
+__all__ = ["Measured", "Finding", "FINDINGS", "select", "evaluate"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """What a check read off a study's summary."""
+
+    value: str  # the measured value as it reads next to ``expected``
+    passed: bool
+    numbers: dict[str, Any] = dataclasses.field(default_factory=dict)  # the values behind ``value``, for JSON
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One published (or toylab-measured) finding and how a study's result checks it."""
+
+    id: str
+    claim: str  # one sentence
+    source: str  # paper and section or figure, or the seed's comment
+    study: str  # the study whose summary ``check`` reads
+    expected: str  # the expected value, with the check's tolerance
+    check: Callable[[dict[str, Any]], Measured]
+    figure: str  # the figure (file stem in the study's run folder) that shows it
+    agrees: bool = True  # False: toylab disagrees with the source; ``disagreement`` says how
+    disagreement: str | None = None
+
+
+# -- intro (Elhage et al. 2022, §1: n = 5, m = 2, I_i = 0.9^i) ----------------------------------
+
+
+def _best_at(summary: dict[str, Any], p: float) -> dict[str, Any]:
+    return min(summary["best"], key=lambda b: abs(b["feature_probability"] - p))
+
+
+def _pentagon(summary: dict[str, Any]) -> Measured:
+    best = _best_at(summary, min(b["feature_probability"] for b in summary["best"]))
+    if best["diverged"]:
+        return Measured("diverged", False)
+    names = [g["name"] for g in best["geometry"]]
+    D = best["feature_dimensionality"]
+    passed = names == ["pentagon"] and all(abs(d - 0.4) <= 0.05 for d in D)
+    return Measured(f"{' + '.join(names)}; D_i {min(D):.2f}–{max(D):.2f}; "
+                    f"{best['features_per_dimension']:.2f} features/dim at p = {best['feature_probability']:.3g}",
+                    passed, {"geometry": names, "D_i": D, "features_per_dimension": best["features_per_dimension"]})
+
+
+def _pca(summary: dict[str, Any]) -> Measured:
+    best = _best_at(summary, 1.0)
+    if best["diverged"]:
+        return Measured("diverged", False)
+    D = best["feature_dimensionality"]
+    passed = best["n_represented"] == 2 and min(D[:2]) >= 0.95 and max(D[2:]) <= 0.05
+    return Measured(f"{best['n_represented']} features represented; D_i " + " ".join(f"{d:.2f}" for d in D),
+                    passed, {"n_represented": best["n_represented"], "D_i": D})
+
+
+def _packing(summary: dict[str, Any]) -> Measured:
+    rows = sorted((b for b in summary["best"] if not b["diverged"]), key=lambda b: -b["feature_probability"])
+    fpd = [b["features_per_dimension"] for b in rows]
+    if len(fpd) < 2:
+        return Measured("fewer than two finite probabilities", False)
+    passed = fpd[0] <= 1.05 and fpd[-1] >= 2.3
+    return Measured(f"{fpd[0]:.2f} at p = {rows[0]['feature_probability']:.3g} → {fpd[-1]:.2f} at "
+                    f"p = {rows[-1]['feature_probability']:.3g}", passed,
+                    {"feature_probability": [b["feature_probability"] for b in rows], "features_per_dimension": fpd})
+
+
+def _sticky(summary: dict[str, Any]) -> Measured:
+    """How many consecutive probabilities (best seeds, dense to sparse) sit within 0.05 of 1 and of 1/2."""
+    rows = sorted((b for b in summary["best"] if not b["diverged"]), key=lambda b: -b["feature_probability"])
+    values = [b["dimensions_per_feature"] for b in rows]
+
+    def longest_run(level: float) -> int:
+        best = run = 0
+        for value in values:
+            run = run + 1 if abs(value - level) <= 0.05 else 0
+            best = max(best, run)
+        return best
+
+    runs = {1.0: longest_run(1.0), 0.5: longest_run(0.5)}
+    return Measured(f"{runs[1.0]} consecutive settings at 1, {runs[0.5]} at 1/2 (" + ", ".join(f"{v:.2f}" for v in values)
+                    + ")", min(runs.values()) >= 2, {"dimensions_per_feature": values, "run_at_1": runs[1.0],
+                                                     "run_at_half": runs[0.5]})
+
+
+def _elicitation(summary: dict[str, Any]) -> Measured:
+    """Relative gap (raw − elicited) / raw at every evaluation of every best seed."""
+    points = []  # (relative gap, step, is the final evaluation)
+    for best in summary["best"]:
+        history = [row for row in best["history"] if row.get("elicited_loss") is not None and row["loss"] > 0]
+        points += [((row["loss"] - row["elicited_loss"]) / row["loss"], row["step"], i == len(history) - 1)
+                   for i, row in enumerate(history)]
+    if not points:
+        return Measured("no elicited evaluations", False)
+    worst, largest = min(points), max(points)
+    passed = worst[0] >= -0.01 and not largest[2]
+    return Measured(f"{len(points)} evaluations; (raw − elicited)/raw from {100 * worst[0]:+.2g}% to "
+                    f"{100 * largest[0]:+.2g}% (largest at step {largest[1]})", passed,
+                    {"min_relative_gap": worst[0], "max_relative_gap": largest[0], "max_gap_step": largest[1]})
+
+
+# -- scurves (Jermyn & Shlegeris 2022 and its comments) -----------------------------------------
+
+
+def _rank(summary: dict[str, Any], sweep: str, rank: int) -> dict[str, Any]:
+    return next(r for r in summary["sweeps"][sweep]["ranks"] if r["rank"] == rank)
+
+
+def _staircase(summary: dict[str, Any]) -> Measured:
+    two = _rank(summary, "mse-gd", 2)
+    four = _rank(summary, "mse-gd", 4)["mode_half_steps"][0]
+    in_order = four is not None and not any(_missing(x) for x in four) and \
+        all(a <= b for a, b in zip(four, four[1:], strict=False)) and four[0] < four[-1]
+    passed = all(d == 2 for d in two["drops"]) and in_order
+    modes = "—" if four is None else "–".join("—" if _missing(x) else f"{x:.0f}" for x in four)
+    return Measured(f"rank 2: drops {'/'.join(map(str, two['drops']))} per seed; rank 4: modes half-learned at "
+                    f"steps {modes}", passed, {"rank2_drops": two["drops"], "rank4_mode_half_steps": four})
+
+
+def _drops(sweep: str, rank: int, want: int) -> Callable[[dict[str, Any]], Measured]:
+    def check(summary: dict[str, Any]) -> Measured:
+        drops = _rank(summary, sweep, rank)["drops"]
+        return Measured(f"{'/'.join(map(str, drops))} drops per seed at rank {rank}", all(d == want for d in drops),
+                        {"drops": drops})
+    return check
+
+
+def _missing(value: float | None) -> bool:
+    """A value the summary left out: None in JSON (NaN when read from a TrainResult)."""
+    return value is None or math.isnan(value)
+
+
+def _median(values: Sequence[float]) -> float:
+    finite = sorted(v for v in values if not _missing(v))
+    if not finite:
+        return math.nan
+    middle = len(finite) // 2
+    return finite[middle] if len(finite) % 2 else (finite[middle - 1] + finite[middle]) / 2
+
+
+def _plateau_row(summary: dict[str, Any], name: str) -> tuple[list[float], list[float]]:
+    entry = summary["init"][name]
+    return entry["init_scales"], [_median(row) for row in entry["plateau_steps"]]
+
+
+def _fmt_steps(values: Sequence[float]) -> str:
+    return ", ".join("none" if math.isnan(v) else f"{v:.0f}" for v in values)
+
+
+def _gd_plateau(summary: dict[str, Any]) -> Measured:
+    scales, steps = _plateau_row(summary, "init-gd")  # ε from 1e-1 down to 1e-4
+    small = [(eps, s) for eps, s in zip(scales, steps, strict=True) if eps <= 1e-2]
+    grows = all(not _missing(s) for _, s in small) and all(a[1] < b[1] for a, b in zip(small, small[1:], strict=False))
+    largest = steps[0]
+    passed = grows and (_missing(largest) or largest < 0.5 * small[0][1])
+    # Saxe: the plateau lasts ln(s/u₀)/(2s) in t = lr·steps, and u₀ ∝ ε² for a product of two
+    # components, so each decade of ε adds ln(10)/(s_max·lr) steps: shown beside the measured slope.
+    s_max = max(run["singular_values"][0] for run in summary["sweeps"]["mse-gd"]["runs"])
+    theory = math.log(10) / (s_max * summary["init"]["init-gd"]["lr"])
+    slope = (small[-1][1] - small[0][1]) / math.log10(small[0][0] / small[-1][0]) if grows else math.nan
+    return Measured(f"first plateau (steps) at ε = {', '.join(f'{e:g}' for e in scales)}: {_fmt_steps(steps)}; "
+                    f"{slope:.1f} steps per decade of ε (Saxe: {theory:.1f})", passed,
+                    {"init_scales": scales, "median_plateau_steps": steps, "steps_per_decade": slope,
+                     "saxe_steps_per_decade": theory})
+
+
+def _ce_rank10(summary: dict[str, Any]) -> Measured:
+    runs = [run for run in summary["sweeps"]["ce-gd"]["runs"] if run["rank"] == 10]
+    ratios, learned = [], []
+    for run in runs:
+        if run["diverged"] or run["loss_final"] is None:
+            return Measured("a rank-10 run diverged", False)
+        ratios.append(max(run["loss_final"], 0.0) / run["history"][0]["loss"])
+        learned.append(min(u / s for u, s in zip(run["final_mode_strength"], run["singular_values"], strict=False)))
+    passed = bool(runs) and max(ratios) <= 1e-4 and min(learned) >= 0.95
+    return Measured(f"final/initial loss ≤ {max(ratios):.1g}; every mode ≥ {100 * min(learned):.0f}% learned "
+                    f"({len(runs)} seeds)", passed, {"loss_ratio": ratios, "weakest_mode_fraction": learned})
+
+
+def _adam_plateau(summary: dict[str, Any]) -> Measured:
+    scales, steps = _plateau_row(summary, "init-adam")
+    finite = [s for s in steps if not math.isnan(s)]
+    passed = len(finite) == len(steps) and max(finite) <= 1.5 * min(finite)
+    seeds = "; ".join(f"{e:g}: " + "/".join("none" if _missing(x) else f"{x:.0f}" for x in row)
+                      for e, row in zip(scales, summary["init"]["init-adam"]["plateau_steps"], strict=True))
+    return Measured(f"median first plateau (steps) at ε = {', '.join(f'{e:g}' for e in scales)}: "
+                    f"{_fmt_steps(steps)} (per seed, ε {seeds})", passed,
+                    {"init_scales": scales, "median_plateau_steps": steps})
+
+
+# -- capability (Olah's diagram, measured) --------------------------------------------------------
+
+
+def _rows(summary: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    return [r for r in summary["rows"] if r["n_features"] == n]
+
+
+def _geometry_floor(summary: dict[str, Any]) -> Measured:
+    rows = _rows(summary, 20)
+    sparse = [r for r in rows if r["feature_probability"] <= 0.1 and r["n_hidden"] <= 8]
+    full = [r for r in rows if r["n_hidden"] == 20]
+    floor = [r["fraction"]["geometry"] for r in sparse if r["fraction"]["geometry"] is not None]
+    capable = [r["capability"] / r["loss_trivial"] for r in sparse if r["loss_trivial"]]
+    top = [r["fraction"]["geometry"] for r in full if r["fraction"]["geometry"] is not None]
+    if not floor or not top:
+        return Measured("models missing", False)
+    passed = max(floor) <= 0.01 and min(top) >= 0.95
+    return Measured(f"F_geometry ≤ {max(floor):.2f} at m ≤ 8 (C/L_trivial {min(capable):.2f}–{max(capable):.2f}); "
+                    f"{min(top):.2f}–{max(top):.2f} at m = n", passed,
+                    {"max_F_geometry_sparse_narrow": max(floor), "min_F_geometry_full_width": min(top)})
+
+
+def _no_valley(summary: dict[str, Any]) -> Measured:
+    worst, where = 0.0, None
+    for n in sorted({r["n_features"] for r in summary["rows"]}):
+        for p in sorted({r["feature_probability"] for r in _rows(summary, n)}):
+            line = sorted((r for r in _rows(summary, n) if r["feature_probability"] == p), key=lambda r: r["n_hidden"])
+            ic = [r["interpretable_capability"]["geometry"] for r in line]
+            for i in range(1, len(ic)):
+                fall = max(ic[:i]) - ic[i]
+                if fall > worst:
+                    worst, where = fall, (n, p, line[i]["n_hidden"])
+    passed = worst <= 1e-3
+    at = "" if where is None else f" (n = {where[0]}, p = {where[1]:g}, m = {where[2]})"
+    return Measured(f"largest fall of IC_geometry as m grows: {worst:.4f}{at}", passed,
+                    {"largest_fall": worst, "at": where})
+
+
+def _sae_fills(summary: dict[str, Any]) -> Measured:
+    sparse = [r["fraction"]["sae"] for r in summary["rows"]
+              if r["feature_probability"] <= 0.03 and r["fraction"]["sae"] is not None]
+    if not sparse:
+        return Measured("models missing", False)
+    return Measured(f"F_sae {min(sparse):.2f}–{max(sparse):.2f} over {len(sparse)} models at p ≤ 0.03",
+                    min(sparse) >= 0.9, {"min_F_sae": min(sparse)})
+
+
+# -- myopia (Krueger, Maharaj & Leike 2020; the seed's scheme) -----------------------------------
+
+
+def _arm(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in summary["arms"] if a["name"] == name)
+
+
+def _hidden_incentive(summary: dict[str, Any]) -> Measured:
+    alone, pbt = (_arm(summary, name)["p_cooperate"] for name in ("krueger/q-nostate", "krueger/q-nostate-pbt1-last"))
+    return Measured(f"p_cooperate {alone:.3f} alone, {pbt:.3f} under PBT (K = 1)", pbt >= 0.5 and alone <= 0.15,
+                    {"alone": alone, "pbt": pbt})
+
+
+def _swap(summary: dict[str, Any]) -> Measured:
+    swapped = _arm(summary, "krueger/q-nostate-pbt1-last-swap")["p_cooperate"]
+    return Measured(f"p_cooperate {swapped:.3f} with PBT and swapping", swapped <= 0.1, {"swap": swapped})
+
+
+def _scheme(summary: dict[str, Any]) -> Measured:
+    pbt = _arm(summary, "scheme-1life/q-nostate-pbt1-last")["p_cooperate"]
+    return Measured(f"p_cooperate {pbt:.3f} under PBT (K = 1), index shown", pbt <= 0.1, {"pbt": pbt})
+
+
+def _shutdown(summary: dict[str, Any]) -> Measured:
+    shown, hidden = (_arm(summary, name)["p_shutdown_at_horizon"] for name in ("scheme/reinforce", "hidden/reinforce"))
+    return Measured(f"shuts down at E* in {shown:.1%} of lives (index shown), {hidden:.1%} (hidden)",
+                    shown >= 0.95 and hidden <= 0.1, {"shown": shown, "hidden": hidden})
+
+
+# Short citations: the report's study sections give the full titles.
+ELHAGE = "Elhage et al. 2022"  # Toy Models of Superposition
+JERMYN = "Jermyn & Shlegeris 2022"  # Multi-Component Learning and S-Curves (LessWrong post and comments)
+KRUEGER = "Krueger, Maharaj & Leike 2020"  # Hidden incentives for auto-induced distributional shift
+
+FINDINGS: tuple[Finding, ...] = (
+    Finding("intro-pentagon", "At the sparsest setting all five features share two dimensions as a regular pentagon.",
+            f"{ELHAGE}, §1 figure", "intro", "pentagon; every D_i = 2/5 ± 0.05", _pentagon, "feature_vectors"),
+    Finding("intro-pca-dense", "Dense inputs give the PCA-like solution: the two most important features on "
+            "orthogonal axes, the rest dropped.", f"{ELHAGE}, §1 figure", "intro",
+            "2 features represented; D_1, D_2 ≥ 0.95; the rest ≤ 0.05", _pca, "feature_vectors"),
+    Finding("intro-sparsity-packs", "As features get sparser the model packs more of them into each dimension.",
+            f"{ELHAGE}, §1 and §3", "intro", "features per dimension ≤ 1.05 at p = 1, ≥ 2.3 at p = 0.05",
+            _packing, "dimensions_per_feature"),
+    Finding("intro-sticky-dimensions", "Dimensions per feature m/‖W‖²_F sticks at 1 and at 1/2 as sparsity grows, "
+            "instead of falling smoothly.", f"{ELHAGE}, §3 (the sticky points of dimensionality)", "intro",
+            "≥ 2 consecutive probabilities within 0.05 of 1, and ≥ 2 within 0.05 of 1/2", _sticky,
+            "dimensions_per_feature"),
+    Finding("intro-elicitation-gap", "Evaluated at every 4× of compute, a brief fine-tune (elicitation) finds "
+            "loss the raw evaluation misses during training, and none to speak of at the end.",
+            "the seed's evaluation scheme (SPEC S4)", "intro",
+            "elicited never worse than raw by > 1% (the fine-tune's own noise); largest gap before the last "
+            "evaluation", _elicitation, "loss_history"),
+    Finding("scurves-staircase", "Gradient descent on MSE learns one singular value at a time: a drop per mode.",
+            f"{JERMYN}; Saxe et al. 2014", "scurves",
+            "2 drops at rank 2 in every seed; rank-4 modes half-learned in order", _staircase, "rank_sweep_mse_gd"),
+    Finding("scurves-ce-two-plateaus", "With cross-entropy loss a rank-2 target shows two plateaus.",
+            f"{JERMYN}, comments", "scurves", "2 drops at rank 2 in every seed (gradient descent, lr·d²)",
+            _drops("ce-gd", 2, 2), "rank_sweep_ce_gd"),
+    Finding("scurves-adam-one-drop", "Adam learns the two modes of a rank-2 target almost together: one drop "
+            "where gradient descent has two.", f"{JERMYN}, comments (\"with Adam most phenomena stay\")", "scurves",
+            "1 drop at rank 2 in every seed (Adam, lr 1e-3)", _drops("mse-adam", 2, 1), "rank_sweep_mse_adam",
+            agrees=False, disagreement="The comments say that with Adam most phenomena stay; the staircase does "
+            "not: Adam half-learns the two modes of a rank-2 target at steps 25 and 32, in one drop."),
+    Finding("scurves-ce-rank10", "With cross-entropy at small logits (gradient descent at lr·d²) a rank-10 target "
+            "is fitted exactly, every mode learned.", f"{JERMYN}, comments (\"rank 10 had trouble reaching the "
+            "zero-loss solution\")", "scurves", "final loss ≤ 1e-4 × initial; every mode ≥ 95% of its singular value",
+            _ce_rank10, "rank_sweep_ce_gd", agrees=False,
+            disagreement="The comment saw rank 10 struggle to reach zero loss; toylab's rank-10 runs reach it "
+            "(singular values 1–4 at d = 100, so logits of order s/d; the comment's logit scale is not stated)."),
+    Finding("scurves-gd-plateau-init", "With gradient descent the first plateau at full rank is set by the init "
+            "scale: it grows as ε falls and is absent at ε = 0.1.", f"{JERMYN}, comments (\"at full rank the "
+            "plateau is short or absent\")", "scurves",
+            "median plateau strictly longer at each smaller ε ≤ 1e-2; at ε = 0.1 absent or < half of ε = 1e-2's",
+            _gd_plateau, "plateau_vs_init", agrees=False,
+            disagreement="The comment ties the short plateau to full rank; toylab finds it is the init scale: at "
+            "ε ≤ 1e-2 the full-rank plateau is there, ln(s_max/u₀)/(2 s_max) long."),
+    Finding("scurves-adam-plateau-init", "With Adam the full-rank plateau returns, and lasts about the same number "
+            "of steps at every init scale.", f"{JERMYN}, comments (\"with Adam it returns\")", "scurves",
+            "found at every ε; longest ≤ 1.5 × shortest", _adam_plateau, "plateau_vs_init"),
+    Finding("capability-geometry-floor", "By geometry, sparse superposition models are uninterpretable until they "
+            "are as wide as they have features, although they are already capable.",
+            "Olah's interpretability-vs-capability diagram, measured (n = 20 family)", "capability",
+            "F_geometry ≤ 0.01 for p ≤ 0.1, m ≤ 8; ≥ 0.95 at m = n", _geometry_floor, "capability"),
+    Finding("capability-no-valley", "Interpretable capability by geometry never falls as the model widens: a floor "
+            "at zero, not a valley.", "Olah's diagram (which draws a valley)", "capability",
+            "no fall of IC_geometry larger than 0.001 (units of loss) as m grows", _no_valley, "capability",
+            agrees=False, disagreement="Olah's diagram draws a valley between simple and crisp models; measured "
+            "by geometry, interpretable capability sits on a floor at 0 and rises only at m = n."),
+    Finding("capability-sae-fills", "A sparse autoencoder recovers the features of sparse models that geometry "
+            "cannot read.", "SAE literature (Bricken et al. 2023), measured on toy models", "capability",
+            "F_sae ≥ 0.9 for every model at p ≤ 0.03", _sae_fills, "capability"),
+    Finding("myopia-hidden-incentive", "Population-based training makes a myopic Q-learner cooperate: a hidden "
+            "incentive for cross-epoch optimisation.", f"{KRUEGER}, unit test 1", "myopia",
+            "p_cooperate ≥ 0.5 under PBT (K = 1), ≤ 0.15 alone", _hidden_incentive, "cooperation"),
+    Finding("myopia-swap-removes", "Environment swapping removes the hidden incentive.", f"{KRUEGER}, §4",
+            "myopia", "p_cooperate ≤ 0.1 with PBT and swapping", _swap, "cooperation"),
+    Finding("myopia-scheme-index", "Showing the epoch index (the seed's scheme) removes PBT's hidden incentive for "
+            "the same agent.", "the seed's comment (epoch index, tail, shutdown)", "myopia",
+            "p_cooperate ≤ 0.1 under PBT (K = 1)", _scheme, "cooperation"),
+    Finding("myopia-shutdown-at-horizon", "With the index shown, a myopic learner shuts down at E*; with it hidden "
+            "it does not.", "the seed's comment", "myopia", "≥ 95% of lives at E* (shown), ≤ 10% (hidden)",
+            _shutdown, "shutdown_epochs"),
+)
+
+
+def select(ids: Iterable[str] | None = None) -> list[Finding]:
+    """The findings named by ``ids`` (all when None), in registry order; an unknown id is refused."""
+    if ids is None:
+        return list(FINDINGS)
+    wanted = list(ids)
+    known = {f.id for f in FINDINGS}
+    unknown = [i for i in wanted if i not in known]
+    if unknown or not wanted:
+        raise ConfigError(f"--only {','.join(wanted)!r}: unknown finding {', '.join(map(repr, unknown)) or '(none)'}; "
+                          f"available: {', '.join(f.id for f in FINDINGS)}")
+    return [f for f in FINDINGS if f.id in wanted]
+
+
+def evaluate(finding: Finding, summary: dict[str, Any]) -> Measured:
+    """``finding.check(summary)``; a summary the check cannot read (a smaller run lacking an arm or a
+    rank) fails the finding with the reason instead of stopping the report."""
+    try:
+        return finding.check(summary)
+    except (KeyError, StopIteration, IndexError, TypeError, ValueError) as exc:
+        return Measured(f"not measured: {type(exc).__name__}: {exc}", False)
