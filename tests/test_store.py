@@ -14,7 +14,7 @@ from toylab.cli import app
 from toylab.errors import ConfigError, StoreError
 from toylab.store import Store
 from toylab.store.files import arrays_folder, read_arrays
-from toylab.sweeps import registry
+from toylab.sweeps import backends, registry
 from toylab.train import TrainConfig
 from toylab.sweeps.chunks import auto_chunk_size, bytes_per_instance, plan_chunks
 from toylab.tasks import superposition
@@ -263,6 +263,9 @@ def unreachable_ray(monkeypatch):
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)  # the session's Ray, if a test started it
     monkeypatch.setattr(ray, "init", init)
+    # The request to the head's GCS before ray.init waits ~20 s for an answer that never comes;
+    # tests/test_ray_cluster.py covers it. Here only what a failed connection leaves behind counts.
+    monkeypatch.setattr(backends, "_ask_head", lambda address: None)
 
 
 def test_a_ray_that_cannot_be_reached_leaves_no_store_and_an_old_one_unchanged(tmp_path, unreachable_ray):

@@ -313,7 +313,7 @@ FINDINGS: tuple[Finding, ...] = (
             "dimensions_per_feature"),
     Finding("intro-elicitation-gap", "Evaluated at every 4× of compute, a brief fine-tune (elicitation) finds "
             "loss the raw evaluation misses during training, and none to speak of at the end.",
-            "the seed's evaluation scheme (SPEC S4)", "intro",
+            "the seed's comment on evaluations (every 4× of compute, with elicitation)", "intro",
             "elicited never worse than raw by > 1% (the fine-tune's own noise); largest gap before the last "
             "evaluation", _elicitation, "loss_history"),
     Finding("scurves-staircase", "Gradient descent on MSE learns one singular value at a time: a drop per mode.",
