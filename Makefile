@@ -33,6 +33,9 @@ bench: $(TESTS)
 	$(BIN)/python benchmarks/bench_tms.py
 	$(BIN)/python benchmarks/bench_scurve.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_sae.py
+	$(BIN)/python benchmarks/bench_env.py
+	$(BIN)/python benchmarks/bench_whole.py
 
 clean:
 	rm -rf $(VENV) runs
