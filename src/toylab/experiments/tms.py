@@ -35,6 +35,7 @@ from toylab.io import atomic_write, json_safe
 from toylab.tasks import Task, superposition
 from toylab.tasks.superposition import importance_weights
 from toylab.train import TrainConfig, TrainResult, train
+from toylab.train.trainer import compiled_for
 
 __all__ = ["TrainConfig", "run", "summarize", "best_indices", "held_out_losses", "selection_losses",
            "report_losses", "stacked", "HeldOut", "warning",
@@ -103,7 +104,6 @@ SELECTION_EXAMPLES = 64 * EVAL_BATCH  # shared by the seeds of a config, to pick
 REPORT_EXAMPLES = (256 * EVAL_BATCH, 16384 * EVAL_BATCH)  # independent set: first size, cap
 REPORT_RELATIVE_ERROR = 0.01  # the report set doubles until standard error ≤ 1% of the loss
 _SELECT, _REPORT = 1, 2  # sub-streams of the held-out key: the two sets never share examples
-_EVALUATORS: dict[int, tuple[Any, Any]] = {}  # id(task) -> (task, compiled evaluator)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,12 +135,10 @@ def held_out_losses(task: Task, params: Any, hyper: Any, *, purpose: int, batche
     Returns:
       The task's ``loss`` per instance and batch, shape ``(instances, batches)``, float64.
     """
-    entry = _EVALUATORS.get(id(task))
-    if entry is None or entry[0] is not task:
-        entry = _EVALUATORS[id(task)] = (task, _evaluator(task))
+    evaluate = compiled_for(task, ("held-out losses",), lambda: _evaluator(task))
     key = jax.random.fold_in(jax.random.key(seed), purpose)
     with jax.threefry_partitionable(False):  # as the trainer draws its batches: 2× faster on CPU
-        losses = entry[1](params, hyper, key, np.arange(first_batch, first_batch + batches))
+        losses = evaluate(params, hyper, key, np.arange(first_batch, first_batch + batches))
     return np.asarray(losses, dtype=np.float64)
 
 

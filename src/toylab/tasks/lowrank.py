@@ -232,7 +232,7 @@ def lowrank(
 
 
 # One Task object per spec: the trainer keeps its compiled functions per task object, so a
-# second run of the same task skips tracing (see toylab.train.trainer._compiled).
+# second run of the same task skips tracing (see toylab.train.trainer.compiled_for).
 @functools.lru_cache(maxsize=32)
 def _build(spec: LowRankSpec) -> Task:
     d, n_components, loss = spec.d, spec.components, spec.loss

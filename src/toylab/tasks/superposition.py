@@ -205,7 +205,7 @@ def superposition(
 
 
 # One Task object per spec: the trainer keeps its compiled functions per task object, so a
-# second run of the same task skips tracing (see toylab.train.trainer._compiled).
+# second run of the same task skips tracing (see toylab.train.trainer.compiled_for).
 @functools.lru_cache(maxsize=32)
 def _build(spec: SuperpositionSpec) -> Task:
     n, m, g = spec.n_features, spec.n_hidden, spec.group_size

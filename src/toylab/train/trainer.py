@@ -39,7 +39,7 @@ from toylab.train.progress import LazyProgress, StepCallback
 from toylab.train.schedule import EvalPoint, next_evaluation
 
 __all__ = ["Instance", "Evaluation", "TrainResult", "Population", "train", "initial_params",
-           "evaluation_shapes", "parameter_shapes", "batch_shapes", "memory_needed", "MAX_SEED"]
+           "evaluation_shapes", "parameter_shapes", "batch_shapes", "memory_needed", "MAX_SEED", "compiled_for"]
 
 # Sub-streams of an instance's key; fixed so that adding one never shifts another.
 _INIT, _DATA, _EVAL, _ELICIT, _STATE = range(5)
@@ -347,7 +347,7 @@ def _instances(task, configs, seeds, seed):
 _stream = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
 
-def _compiled(task: Task, key: tuple, build: Callable[[], Callable]) -> Callable:
+def compiled_for(task: Task, key: tuple, build: Callable[[], Callable]) -> Callable:
     """The compiled function ``build()`` makes for ``task`` and ``key``, made once per task.
 
     A jitted function traces and lowers on its first call, ~1 s for a small task even when
@@ -385,7 +385,7 @@ def _init(task):
 
         return init_all
 
-    return _compiled(task, ("init",), build)
+    return compiled_for(task, ("init",), build)
 
 
 def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> TrainResult:
@@ -397,12 +397,12 @@ def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> Tr
     # -- 2. init: weights, task state, optimizer state -------------------------------------------
     optimizer = _optimizer(task, config)
     params, state = _init(task)(hyper, keys, data)
-    init_optimizer = _compiled(task, ("optimizer init", _optimizer_key(task, config)), lambda: jax.jit(
+    init_optimizer = compiled_for(task, ("optimizer init", _optimizer_key(task, config)), lambda: jax.jit(
         jax.vmap(lambda params, hyper: optimizer(hyper).init(params))))
     carry = Carry(params, init_optimizer(params, hyper), state, jnp.full(len(instances), jnp.nan, jnp.float32))
 
     # -- 3. compiled functions: the step loop, evaluation, elicitation ---------------------------
-    run_segment = _compiled(task, ("segment", _optimizer_key(task, config), batch_size),
+    run_segment = compiled_for(task, ("segment", _optimizer_key(task, config), batch_size),
                             lambda: _segment_runner(task, optimizer, batch_size))
     evaluate = _evaluator(task, config, batch_size)
     data_keys, eval_keys, elicit_keys = (_stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
@@ -581,7 +581,7 @@ def _evaluator(task: Task, config: TrainConfig, batch_size: int | None):
     """``evaluate(params, hyper, state, data, eval_keys, elicit_keys) -> (raw, elicited)``,
     compiled once per task and the config fields it reads."""
     reads = config.model_dump(include={"eval_batches", "elicit_steps", "elicit_lr"})
-    return _compiled(task, ("evaluate", batch_size, *sorted(reads.items())),
+    return compiled_for(task, ("evaluate", batch_size, *sorted(reads.items())),
                      lambda: _build_evaluator(task, config, batch_size))
 
 
