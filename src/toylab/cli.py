@@ -63,7 +63,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 try:  # typer 0.2x vendors click as typer._click; earlier releases use click itself
@@ -444,18 +443,13 @@ def reproduce(
 def _reproduce_all(only: str | None, *, seeds: int | None, steps: int | None, seed: int, store: Path | None,
                    out: Path | None, as_json: bool) -> None:
     with _loading():
-        from toylab.report import run_all
+        from toylab.report import run_all, tables
 
     ids = None if only is None else _items(only, "finding ids")
     folder = out if out is not None else Path("runs") / "reproduce-all"
     result = run_all(folder, only=ids, store=store, seeds=seeds, steps=steps, seed=seed)
-    table = Table(title=f"Findings: {result['passed']} of {len(result['findings'])} passed")
-    for column in ("finding", "expected", "measured", ""):
-        table.add_column(column)
-    for row in result["findings"]:
-        table.add_row(row["id"], row["expected"], row["measured"], "pass" if row["passed"] else "FAIL")
     ok = not result["failed"] and not result["errors"]
-    _finish("reproduce", result, [table, f"report: {result['report']}"], folder=folder, ok=ok, as_json=as_json)
+    _finish("reproduce", result, tables(result), folder=folder, ok=ok, as_json=as_json)
     if not ok:
         raise typer.Exit(code=1)
 

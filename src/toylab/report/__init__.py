@@ -4,6 +4,6 @@
 finding (:mod:`toylab.experiments.findings`) and writes ``report.html`` and ``findings.json``.
 """
 
-from toylab.report.runner import run_all
+from toylab.report.runner import run_all, tables
 
-__all__ = ["run_all"]
+__all__ = ["run_all", "tables"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+from rich.table import Table
 
 from toylab.errors import ConfigError, Interrupted
 from toylab.experiments import studies
@@ -34,7 +35,7 @@ from toylab.experiments.runs import check_writable
 from toylab.io import atomic_write, json_safe
 from toylab.report import html
 
-__all__ = ["NOMINAL_SECONDS", "run_all", "machine"]
+__all__ = ["NOMINAL_SECONDS", "run_all", "machine", "tables"]
 
 # Each study's run time on 2 CPU cores with its own settings (the study modules' docstrings):
 # the progress line's ETA before any study has been timed.
@@ -138,12 +139,22 @@ def run_all(out: str | Path, *, only: Sequence[str] | None = None, store: str | 
     return result
 
 
+def tables(result: dict[str, Any]) -> list[Any]:
+    """What ``toylab reproduce all`` prints: one row per finding, and where the report is."""
+    table = Table(title=f"Findings: {result['passed']} of {len(result['findings'])} passed")
+    for column in ("finding", "expected", "measured", ""):
+        table.add_column(column)
+    for row in result["findings"]:
+        table.add_row(row["id"], row["expected"], row["measured"], "pass" if row["passed"] else "FAIL")
+    return [table, f"report: {result['report']}"]
+
+
 def _run_study(name: str, out: Path, stores: Path, settings: dict[str, Any], progress: bool | None,
                line: str, eta: str) -> dict[str, Any]:
     """Run one study into ``out/studies/<name>`` (or read back a finished one); never raises
     for the study's own failure, which is returned as ``error``."""
     folder = out / "studies" / name
-    command = _command(name, {k: v for k, v in settings.items()})
+    command = _command(name, settings)
     marker = folder / RUN_FILE
     if marker.is_file():
         record = json.loads(marker.read_text())
