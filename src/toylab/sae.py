@@ -65,8 +65,7 @@ class SAEFit:
 
 def default_l1_coefficient(activations: np.ndarray) -> float:
     """``0.3 · sqrt(E‖h − mean h‖²)``: λ at the activations' own scale."""
-    centred = activations - activations.mean(axis=0)
-    return float(_L1_SCALE * np.sqrt(np.mean(np.sum(centred**2, axis=1))))
+    return float(_L1_SCALE * sae_metrics.rms_norm(activations))
 
 
 def fit(

@@ -64,6 +64,7 @@ from toylab.errors import ConfigError
 from toylab.experiments.runs import divergence_warning
 from toylab.io import atomic_write, json_safe
 from toylab.metrics.capability import interpretable_capability
+from toylab.metrics.sae import rms_norm
 from toylab.tasks import superposition
 from toylab.tasks.sae import sae_on_models
 from toylab.train import Population, TrainConfig, train
@@ -146,7 +147,7 @@ def _train_saes(toy, params, hyper, samples, n, steps, l1_scales, seed) -> list[
     configs, owner = [], []
     for j, x in enumerate(samples):
         h = x @ params["W"][j].T
-        rms = float(np.sqrt(np.mean(np.sum((h - h.mean(axis=0)) ** 2, axis=1))))
+        rms = float(rms_norm(h))
         configs += [{"model": j, "l1_coefficient": scale * rms} for scale in l1_scales[j]]
         owner += [j] * len(l1_scales[j])
     task = sae_on_models(toy, params, hyper, d_sae=2 * n, batch_size=256)

@@ -38,7 +38,7 @@ from toylab.errors import ConfigError
 from toylab.metrics.superposition import checked_weight_matrix
 
 __all__ = ["encode", "decode", "l0", "fraction_of_variance_unexplained", "dead_latents", "cosines", "mmcs",
-           "mcc", "match", "matched_features", "spliced_loss_recovered", "MATCH_THRESHOLD"]
+           "mcc", "match", "matched_features", "spliced_loss_recovered", "rms_norm", "MATCH_THRESHOLD"]
 
 # A true feature is matched by a latent whose decoder column has at least this cosine with it.
 MATCH_THRESHOLD = 0.9
@@ -86,6 +86,19 @@ def l0(latents: Any) -> float:
     1.5
     """
     return float(np.mean(np.sum(_rows(latents, "latents") != 0, axis=-1)))
+
+
+def rms_norm(activations: Any) -> np.floating:
+    """``sqrt(E_rows ‖h − mean h‖²)``: the activations' scale, in which an L1 coefficient is given
+    (the penalty ``λ Σ f_j`` grows with ``h``, the squared error with its square). Computed in
+    the array's own dtype.
+
+    >>> float(rms_norm([[0.0, 0.0], [6.0, 8.0]]))
+    5.0
+    """
+    h = np.asarray(activations)
+    centred = h - h.mean(axis=0)
+    return np.sqrt(np.mean(np.sum(centred**2, axis=1)))
 
 
 def fraction_of_variance_unexplained(activations: Any, reconstruction: Any) -> float:
