@@ -28,7 +28,8 @@ def _close(actual, name, rtol=1e-5, atol=1e-6):
 
 
 def test_superposition_trains_to_the_same_weights_as_before_the_contract_widened():
-    result = train(superposition(5, 2),
+    # Recorded with JAX's threefry, the generator toylab used then (rng="threefry" keeps it).
+    result = train(superposition(5, 2, rng="threefry"),
                    [{"feature_probability": 0.1, "importance": 0.9}, {"feature_probability": 0.5}],
                    seeds=2, seed=7, config=TrainConfig(steps=300, batch_size=256, elicit_steps=10))
     for name in ("W", "b"):

@@ -19,9 +19,10 @@ def test_candidate_losses_equal_the_task_loss_on_a_large_sample(density, relativ
     predicted = phases.candidate_losses(density, relative_importance)
     for phase in phases.PHASES:
         params = {k: jnp.asarray(v, jnp.float32) for k, v in phases.candidate_solution(phase, density).items()}
-        measured = float(task.loss(params, x, hyper))
-        # 2M samples: the Monte Carlo error of a mean of squared errors is well under 1%.
-        assert measured == pytest.approx(float(predicted[phase]), rel=0.01), phase
+        per_example = np.asarray(jax.vmap(lambda row: task.loss(params, row[None], hyper))(x), np.float64)
+        # Within 5 Monte Carlo standard errors (at p = 0.05 one error is ~0.6% of the loss).
+        standard_error = per_example.std() / np.sqrt(per_example.size)
+        assert abs(per_example.mean() - float(predicted[phase])) <= 5 * standard_error + 1e-9, phase
 
 
 def test_boundaries_are_where_two_candidates_tie():

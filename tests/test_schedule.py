@@ -1,5 +1,6 @@
 """The compute-schedule evaluations: exactly which steps fire, and why."""
 
+import numpy as np
 import pytest
 
 from toylab.train import EvalPoint, TrainConfig, planned_evaluations, train
@@ -71,3 +72,29 @@ def test_time_interval_fires_evaluations_between_compute_milestones():
 def test_compute_factor_must_exceed_one(factor):
     with pytest.raises(ValueError, match="compute_factor"):
         TrainConfig(compute_factor=factor)
+
+
+def test_elicitation_scaled_to_the_run_fine_tunes_a_fraction_of_the_steps_since_the_last_evaluation():
+    task = superposition(5, 2)
+    configs = [{"feature_probability": 0.1, "importance": 0.9}]
+    scaled = train(task, configs, config=TrainConfig(steps=64, batch_size=64, elicit_steps=10, elicit_fraction=0.25))
+    # Evaluations at 0, 1, 4, 16, 64: ⌈0.25 × (0, 1, 3, 12, 48)⌉ capped at 10.
+    assert [e.elicit_steps for e in scaled.evaluations] == [0, 1, 1, 3, 10]
+    first = scaled.evaluations[0]
+    assert first.elicited["loss"] == pytest.approx(first.raw["loss"], rel=1e-6)  # 0 steps: nothing moved
+    fixed = train(task, configs, config=TrainConfig(steps=64, batch_size=64, elicit_steps=10))
+    assert [e.elicit_steps for e in fixed.evaluations] == [10] * 5
+    # Same training either way: elicitation fine-tunes a copy.
+    np.testing.assert_array_equal(scaled.params["W"], fixed.params["W"])
+    assert fixed.evaluations[0].elicited["loss"] != pytest.approx(fixed.evaluations[0].raw["loss"], rel=1e-6)
+
+
+def test_a_store_written_before_elicit_fraction_keeps_its_spec_and_runs():
+    from toylab.sweeps import SweepSpec
+
+    spec = SweepSpec(task="superposition", axes={"feature_probability": [0.1]}, train={"steps": 10})
+    assert "elicit_fraction" not in spec.canonical()["train"]
+    assert "elicit_fraction" not in spec.runs()[0].group
+    scaled = SweepSpec(task="superposition", axes={"feature_probability": [0.1]},
+                       train={"steps": 10, "elicit_fraction": 0.25})
+    assert scaled.canonical()["train"]["elicit_fraction"] == 0.25 and scaled.digest != spec.digest

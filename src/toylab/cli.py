@@ -189,6 +189,11 @@ class WeightInit(enum.StrEnum):
     notebook = "notebook"
 
 
+class DataRng(enum.StrEnum):
+    hash = "hash"
+    threefry = "threefry"
+
+
 class Optimizer(enum.StrEnum):
     adamw = "adamw"
     adam = "adam"
@@ -322,6 +327,9 @@ def tms(
     init: Annotated[WeightInit, typer.Option(
         help="initial weight std: xavier √(2/(n+m)) per model, or the reference notebook's √(2/(m(n+I))), "
              "I = configs × seeds")] = WeightInit.xavier,
+    rng: Annotated[DataRng, typer.Option(
+        help="the data's random numbers: toylab's counter hash (fast), or JAX's threefry (reproduces "
+             "runs made before the hash)")] = DataRng.hash,
     optimizer: Annotated[Optimizer, typer.Option()] = Optimizer.adamw,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 1e-3,
     weight_decay: Annotated[float | None, typer.Option(help="default: 0.01 for adamw, 0 for sgd")] = None,
@@ -334,7 +342,9 @@ def tms(
     eval_every: Annotated[int | None, typer.Option(help="also evaluate every N steps")] = None,
     eval_every_seconds: Annotated[float | None, typer.Option(help="also evaluate every T seconds")] = None,
     compute_factor: Annotated[float, typer.Option(help="evaluate at every K× of compute")] = 4.0,
-    elicit_steps: Annotated[int, typer.Option(help="bias-refit steps per elicited evaluation")] = 100,
+    elicit_steps: Annotated[int, typer.Option(help="most bias-refit steps per elicited evaluation")] = 100,
+    elicit_fraction: Annotated[float, typer.Option(
+        help="each evaluation refits for at most this fraction of the steps trained since the last one")] = 0.25,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/tms-<time>)")] = None,
     overwrite: OverwriteFlag = False,
     as_json: JsonFlag = False,
@@ -349,13 +359,14 @@ def tms(
         TrainConfig, steps=steps, batch_size=batch, optimizer=optimizer.value, lr=lr,
         weight_decay=weight_decay, schedule=schedule.value, warmup_steps=warmup,
         compute_factor=compute_factor, eval_every_steps=eval_every,
-        eval_every_seconds=eval_every_seconds, elicit_steps=elicit_steps)
+        eval_every_seconds=eval_every_seconds, elicit_steps=elicit_steps, elicit_fraction=elicit_fraction)
     target = prepare_run_folder(out, "tms", overwrite=overwrite)
     result = study.run(
         n_features=n_features, n_hidden=n_hidden, feature_probability=feature_probability,
         importance=importance[0] if len(importance) == 1 else list(importance), output=output.value,
         tied=not untied, correlated_groups=correlated_groups, anticorrelated_groups=anticorrelated_groups,
-        group_size=group_size, init=init.value, seeds=seeds, seed=seed, train_config=train_config)
+        group_size=group_size, init=init.value, rng=rng.value, seeds=seeds, seed=seed,
+        train_config=train_config)
     summary = study.summarize(result)
     folder = target.create()
     study.write_run(folder, result, summary)

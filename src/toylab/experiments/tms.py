@@ -54,6 +54,7 @@ def run(
     anticorrelated_groups: int = 0,
     group_size: int = 2,
     init: Literal["xavier", "notebook"] = "xavier",
+    rng: Literal["hash", "threefry"] = "hash",
     seeds: int = 1,
     seed: int = 0,
     train_config: TrainConfig | None = None,
@@ -70,6 +71,7 @@ def run(
         per instance, std √(2/(n+m)), the default; or ``"notebook"``, the reference notebook's
         √(2/(m(n+I))) with I = configs × seeds, the instances this run trains at once, as the
         notebook's one tensor would hold them.
+      rng: the data's random numbers (see :func:`toylab.tasks.superposition`).
       seeds: seed indices 0..seeds−1 for every config.
 
     Raises:
@@ -80,7 +82,8 @@ def run(
     task = superposition(n_features, n_hidden, output=output, tied=tied,
                          correlated_groups=correlated_groups,
                          anticorrelated_groups=anticorrelated_groups, group_size=group_size, init=init,
-                         init_instances=len(feature_probability) * seeds if init == "notebook" else 1)
+                         init_instances=len(feature_probability) * seeds if init == "notebook" else 1,
+                         rng=rng)
     importance = importance if isinstance(importance, (int, float)) else list(importance)
     configs = [{"feature_probability": float(p), "importance": importance}
                for p in feature_probability]

@@ -164,6 +164,7 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     def canonical(self) -> dict[str, Any]:
         """The spec as JSON-ready data; axes as ``[name, values]`` pairs to keep their order."""
         data = self.model_dump(mode="json")
+        data["train"] = self.train.identity()  # without fields newer than the store at their old values
         data["axes"] = [[name, values] for name, values in self.axes.items()]
         return data
 
@@ -206,7 +207,7 @@ class SweepSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
             except ConfigError as exc:
                 raise type(exc)(f"grid point {where}: {exc}" if where else str(exc)) from None
             train = trains[train_key]
-            group = canonical_json({"task_params": task_params, "train": train.model_dump(mode="json")})
+            group = canonical_json({"task_params": task_params, "train": train.identity()})
             cell = canonical_json(point)
             for seed in range(self.seeds):
                 identity = {"task": self.task, "group": group, "config": config,

@@ -43,7 +43,7 @@ import numpy as np
 import pydantic
 from jaxtyping import Array, Float
 
-from toylab import metrics
+from toylab import metrics, rng
 from toylab.errors import ConfigError, validated
 from toylab.memory import require_memory
 from toylab.tasks.base import Task
@@ -65,6 +65,10 @@ class SuperpositionSpec(pydantic.BaseModel, frozen=True, extra="forbid"):
     # reference notebook's, std √(2/(m(n+I))) for a notebook run of I = init_instances instances.
     init: Literal["xavier", "notebook"] = "xavier"
     init_instances: int = pydantic.Field(1, ge=1)
+    # The data's random numbers: toylab's counter hash (toylab.rng, fused into the step, several
+    # times faster on CPU) or JAX's threefry, which toylab used before and which reproduces
+    # earlier runs exactly.
+    rng: Literal["hash", "threefry"] = "hash"
 
     @pydantic.field_validator("n_features", "n_hidden", "correlated_groups", "anticorrelated_groups",
                               "group_size", "init_instances", mode="before")
@@ -171,6 +175,7 @@ def superposition(
     group_size: int = 2,
     init: Literal["xavier", "notebook"] = "xavier",
     init_instances: int = 1,
+    rng: Literal["hash", "threefry"] = "hash",
 ) -> Task:
     """Build the superposition task (Elhage et al. 2022) for ``n_features`` → ``n_hidden``.
 
@@ -184,6 +189,10 @@ def superposition(
     computes as n·m and I·m, so std = √(2/(m(n+I))) with I = ``init_instances``; it depends
     on how many instances the notebook trained at once (0.62× xavier's at n=5, m=2, I=4;
     0.22× at n=200, m=20, I=20).
+
+    The data's uniform numbers come from ``rng``: ``"hash"`` (the default), toylab's counter
+    hash (:mod:`toylab.rng`), which XLA fuses into the step; or ``"threefry"``, JAX's default
+    generator, which toylab used before and which reproduces runs made then exactly.
 
     Raises:
       ConfigError: a size ≤ 0, an unknown output or init, groups that do not fit, or
@@ -200,6 +209,7 @@ def superposition(
         group_size=group_size,
         init=init,
         init_instances=init_instances,
+        rng=rng,
     )
     return _build(spec)
 
@@ -216,6 +226,7 @@ def _build(spec: SuperpositionSpec) -> Task:
     require_memory(2 * 4 * weights + 48 * n, what=f"n_features={n} × n_hidden={m}: one model's weights, "
                    "gradients and per-feature settings", fix="use fewer features or hidden dimensions")
     layout = _GroupLayout.build(spec)
+    uniform = rng.uniform if spec.rng == "hash" else jax.random.uniform
 
     def hyper(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
         instance = validated(_Instance, **config)
@@ -245,7 +256,7 @@ def _build(spec: SuperpositionSpec) -> Task:
         return params
 
     def sample(key: jax.Array, hyper: dict[str, Array], batch_size: int) -> Float[Array, "batch n_features"]:
-        return layout.sample(key, hyper["feature_probability"], batch_size)
+        return layout.sample(key, hyper["feature_probability"], batch_size, uniform)
 
     def reconstruct(params: dict[str, Array], x: Float[Array, "batch n_features"]) -> Float[Array, "batch n_features"]:
         h = jnp.einsum("hf,bf->bh", params["W"], x)  # (batch, d_hidden)
@@ -277,7 +288,9 @@ def _build(spec: SuperpositionSpec) -> Task:
         name="superposition",
         # The default init is left out of the spec: the spec keys every instance's random
         # stream (and a results store's runs), which must not change for existing runs.
-        spec=spec.model_dump(exclude={"init", "init_instances"} if spec.init == "xavier" else None),
+        # Threefry, toylab's first generator, is left out too, so that the runs of stores written
+        # before toylab.rng keep their keys and resume exactly.
+        spec=spec.model_dump(exclude=_defaults_of_old_runs(spec)),
         hyper=hyper,
         init=init,
         sample=sample,
@@ -287,6 +300,13 @@ def _build(spec: SuperpositionSpec) -> Task:
         elicit_mask=elicit_mask,
         batch_size=1024,  # Elhage et al. (2022)
     )
+
+
+def _defaults_of_old_runs(spec: SuperpositionSpec) -> set[str]:
+    """Spec fields left out of the task's spec (which keys each instance's random streams and a
+    store's runs) when they hold what toylab did before the field existed."""
+    left_out = {"init", "init_instances"} if spec.init == "xavier" else set()
+    return left_out | ({"rng"} if spec.rng == "threefry" else set())
 
 
 class _GroupLayout:
@@ -323,9 +343,9 @@ class _GroupLayout:
         # Position and size are compared with floor(u/p), a float: store them as floats.
         return cls(leader, position.astype(np.float32), size.astype(np.float32), kinds == 1, kinds == 2)
 
-    def sample(self, key: jax.Array, probability: Array, batch_size: int) -> Array:
+    def sample(self, key: jax.Array, probability: Array, batch_size: int, uniform=jax.random.uniform) -> Array:
         n = self.leader.shape[0]
-        u = jax.random.uniform(key, (batch_size, n))  # (batch, n_features)
+        u = uniform(key, (batch_size, n))  # (batch, n_features)
         if (self.size == 1).all():  # no groups: the common case, and the hot loop of training
             r = u / probability[None, :]
             return jnp.where(r < 1.0, r, 0.0)

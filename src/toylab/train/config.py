@@ -83,6 +83,19 @@ class TrainConfig(pydantic.BaseModel, frozen=True, extra="forbid", metaclass=_On
     # cosine-decayed from elicit_lr, for elicit_steps before measuring again; 0 turns it off.
     elicit_steps: int = pydantic.Field(100, ge=0, le=MAX_STEPS)
     elicit_lr: float = _field(1e-2, gt=0)
+    # Elicitation scaled to the run: an evaluation fine-tunes for min(elicit_steps,
+    # ⌈elicit_fraction × steps trained since the previous evaluation⌉) steps, so elicitation
+    # costs at most that fraction of training (see toylab.train.schedule.elicitation_steps).
+    # None: elicit_steps at every evaluation, as toylab did before the field existed.
+    elicit_fraction: float | None = _field(None, gt=0)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that name a run (a store keys its runs by them), JSON-ready.
+
+        A field added after stores were written is left out while it holds the value that
+        reproduces the old behaviour, so the runs of those stores keep their keys.
+        """
+        return self.model_dump(mode="json", exclude={"elicit_fraction"} if self.elicit_fraction is None else None)
 
     @classmethod
     def model_validate(cls, obj: Any, **options: Any) -> TrainConfig:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-__all__ = ["EvalPoint", "next_evaluation", "planned_evaluations"]
+__all__ = ["EvalPoint", "next_evaluation", "planned_evaluations", "elicitation_steps"]
 
 
 class EvalPoint(NamedTuple):
@@ -74,3 +74,23 @@ def planned_evaluations(
                                     compute_factor=compute_factor, every_steps=every_steps)):
         points.append(point)
     return points
+
+
+def elicitation_steps(elicit_steps: int, elicit_fraction: float | None, steps_since_previous: int) -> int:
+    """Fine-tuning steps of the elicitation at an evaluation ``steps_since_previous`` steps after
+    the one before it (0 at ``init``).
+
+    ``min(elicit_steps, ⌈elicit_fraction × steps_since_previous⌉)``: an elicitation step costs
+    about as much as a training step, so elicitation costs at most ``elicit_fraction`` of the
+    training between evaluations; with the 4× schedule the early, closely spaced evaluations get
+    a few steps and the late ones the full budget. ``elicit_fraction=None``: ``elicit_steps``
+    always.
+
+    >>> [elicitation_steps(100, 0.25, d) for d in (0, 1, 3, 12, 48, 136, 976)]
+    [0, 1, 1, 3, 12, 34, 100]
+    >>> elicitation_steps(100, None, 3)
+    100
+    """
+    if elicit_fraction is None:
+        return elicit_steps
+    return min(elicit_steps, math.ceil(elicit_fraction * steps_since_previous - 1e-9))

@@ -36,7 +36,7 @@ from toylab.tasks.base import PyTree, Task, bind_data
 from toylab.train.config import TrainConfig
 from toylab.train.optim import make_optimizer, optimizer_key
 from toylab.train.progress import LazyProgress, StepCallback
-from toylab.train.schedule import EvalPoint, next_evaluation
+from toylab.train.schedule import EvalPoint, elicitation_steps, next_evaluation
 
 __all__ = ["Instance", "Evaluation", "TrainResult", "Population", "train", "initial_params",
            "evaluation_shapes", "parameter_shapes", "batch_shapes", "memory_needed", "MAX_SEED", "compiled_for"]
@@ -73,6 +73,9 @@ class Evaluation:
     wall_time: float  # seconds from the start of training to the end of this evaluation
     raw: dict[str, np.ndarray]
     elicited: dict[str, np.ndarray]  # empty when elicitation is off
+    # Fine-tuning steps behind ``elicited`` (see toylab.train.schedule.elicitation_steps); None
+    # where not recorded (evaluations read back from a results store).
+    elicit_steps: int | None = None
 
     @property
     def elicitation_gap(self) -> np.ndarray | None:
@@ -235,7 +238,7 @@ def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: Train
     _, hyper, keys = _instances(task, [config], 1, 0)
     evaluate = _evaluator(task, train_config, _batch_size(task, train_config))
     params, state = jax.eval_shape(_init(task), hyper, keys, task.data)
-    raw, _ = jax.eval_shape(evaluate, params, hyper, state, task.data, keys, keys)
+    raw, _ = jax.eval_shape(evaluate, params, hyper, state, task.data, keys, keys, 0)
     return {name: jax.ShapeDtypeStruct(value.shape[1:], value.dtype) for name, value in raw.items()}
 
 
@@ -412,12 +415,15 @@ def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> Tr
     evaluations: list[Evaluation] = []
 
     def record(point: EvalPoint) -> None:
-        raw, elicited = evaluate(carry.params, hyper, carry.state, data, eval_keys, elicit_keys)
+        previous = evaluations[-1].step if evaluations else point.step
+        tuning = elicitation_steps(config.elicit_steps, config.elicit_fraction, point.step - previous)
+        raw, elicited = evaluate(carry.params, hyper, carry.state, data, eval_keys, elicit_keys, tuning)
         flops = flops_per_step * point.step
         evaluations.append(Evaluation(
             step=point.step, trigger=point.trigger, flops=flops,
             compute=config.efficiency * flops, wall_time=time.perf_counter() - started,
             raw=jax.tree.map(np.asarray, raw), elicited=jax.tree.map(np.asarray, elicited),
+            elicit_steps=tuning if config.elicit_steps else 0,
         ))
 
     def act_on_population() -> None:
@@ -578,15 +584,16 @@ def _apply(hook, carry: Carry, hyper, evaluation: Evaluation, seed: int):
 
 
 def _evaluator(task: Task, config: TrainConfig, batch_size: int | None):
-    """``evaluate(params, hyper, state, data, eval_keys, elicit_keys) -> (raw, elicited)``,
-    compiled once per task and the config fields it reads."""
+    """``evaluate(params, hyper, state, data, eval_keys, elicit_keys, elicit_steps) -> (raw, elicited)``,
+    compiled once per task and the config fields it reads (the elicitation's length is an
+    argument: one compilation serves every budget)."""
     reads = config.model_dump(include={"eval_batches", "elicit_steps", "elicit_lr"})
     return compiled_for(task, ("evaluate", batch_size, *sorted(reads.items())),
                      lambda: _build_evaluator(task, config, batch_size))
 
 
 def _build_evaluator(task: Task, config: TrainConfig, batch_size: int | None):
-    """``evaluate(params, hyper, state, data, eval_keys, elicit_keys) -> (raw, elicited)``.
+    """``evaluate(params, hyper, state, data, eval_keys, elicit_keys, elicit_steps) -> (raw, elicited)``.
 
     The loss is the task's exact expected loss where it has one; otherwise it is measured on
     held-out batches drawn from a key fixed per instance, so every evaluation of a run sees the
@@ -612,13 +619,17 @@ def _build_evaluator(task: Task, config: TrainConfig, batch_size: int | None):
                             "of the loss; rename one")
         return {**values, **metrics}
 
-    def elicit(task, params, hyper, state, elicit_key):
+    def elicit(task, params, hyper, state, elicit_key, steps):
         # A brief fine-tune of a copy: the task says which parameters may move.
         mask = task.elicit_mask(params) if task.elicit_mask else jax.tree.map(lambda _: True, params)
         labels = jax.tree.map(lambda tune: "tune" if tune else "freeze", mask)
         # Cosine decay to 0: a constant rate would leave the tuned copy jittering around the
         # optimum, and the elicited score a little worse than the raw one at convergence.
-        lr = optax.cosine_decay_schedule(config.elicit_lr, max(config.elicit_steps, 1))
+        # The length is traced (optax's cosine schedule wants a Python int), so the schedule is
+        # written out: elicit_lr · ½(1 + cos(π t / steps)).
+        def lr(t):
+            return config.elicit_lr * 0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(t / jnp.maximum(steps, 1), 1.0)))
+
         tuner = optax.multi_transform({"tune": optax.adam(lr), "freeze": optax.set_to_zero()}, labels)
         loss = _loss_with_aux(task)
 
@@ -630,18 +641,18 @@ def _build_evaluator(task: Task, config: TrainConfig, batch_size: int | None):
             params = optax.apply_updates(params, updates)
             return (task.project(params, hyper) if task.project else params), tuner_state
 
-        tuned, _ = jax.lax.fori_loop(0, config.elicit_steps, tune_step, (params, tuner.init(params)))
+        tuned, _ = jax.lax.fori_loop(0, steps, tune_step, (params, tuner.init(params)))
         return tuned
 
     @jax.jit
-    def evaluate(params, hyper, state, data, eval_keys, elicit_keys):
+    def evaluate(params, hyper, state, data, eval_keys, elicit_keys, elicit_steps):
         bound = bind_data(task, data)
 
         def evaluate_one(params, hyper, state, eval_key, elicit_key):
             raw = measure(bound, params, hyper, state, eval_key)
             if not config.elicit_steps:
                 return raw, {}
-            tuned = elicit(bound, params, hyper, state, elicit_key)
+            tuned = elicit(bound, params, hyper, state, elicit_key, elicit_steps)
             return raw, measure(bound, tuned, hyper, state, eval_key)
 
         return jax.vmap(evaluate_one)(params, hyper, state, eval_keys, elicit_keys)
