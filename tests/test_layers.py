@@ -23,6 +23,7 @@ import toylab
 # (toylab/tasks/) or a top-level module (toylab/io.py); "toylab" is the package's __init__.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "io", "memory"),  # one-line errors; atomic writes and JSON-safe values; memory checks: stdlib only
+    ("rng",),  # the counter-hash uniform generator tasks draw their data with
     ("theory",),  # closed forms (Saxe, phase boundaries): numbers in, numbers out
     ("metrics",),  # measurements on weights; metrics.phases names theory's phases
     ("arrays",),  # weight files read as data, checked with metrics' as_weight_matrix

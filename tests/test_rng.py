@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import toylab.rng
 from toylab.errors import ConfigError
 from toylab.rng import uniform
 from toylab.tasks.superposition import superposition
@@ -84,9 +85,14 @@ def test_batched_keys_draw_what_each_key_draws_alone():
         np.testing.assert_array_equal(together[i], uniform(keys[i], (4, 6)))
 
 
-def test_refuses_a_draw_beyond_the_counter():
-    with pytest.raises(ConfigError, match="2\\^32"):
-        jax.eval_shape(lambda k: uniform(k, (1 << 16, 1 << 16, 2)), jax.random.key(0))
+def test_a_draw_beyond_the_counter_is_made_in_parts_that_do_not_repeat(monkeypatch):
+    key = jax.random.key(6)
+    whole = np.asarray(uniform(key, (5, 6)))
+    monkeypatch.setattr(toylab.rng, "_COUNTER_LIMIT", 8)  # 30 numbers: parts of 8, 8, 8, 6
+    parts = np.asarray(uniform(key, (5, 6))).ravel()
+    np.testing.assert_array_equal(parts[:8], whole.ravel()[:8])  # the first part is the plain draw
+    assert len(set(parts.tolist())) == 30  # a wrapped counter would repeat the first 8 numbers
+    np.testing.assert_array_equal(parts[8:16], np.asarray(uniform(jax.random.fold_in(key, 1), (8,))))
 
 
 def test_superposition_data_has_its_distribution_under_either_generator():

@@ -21,8 +21,9 @@ counters: one draw never repeats a word, and different keys give unrelated permu
 cryptographic one: ``tests/test_rng.py`` checks its moments, its uniformity, and that positions,
 adjacent keys and ``fold_in``-derived keys are uncorrelated.
 
-One draw holds at most 2³² numbers; keys come from JAX's own ``split``/``fold_in`` as before,
-so the trainer's streams (per instance, per step) are unchanged in structure.
+Keys come from JAX's own ``split``/``fold_in`` as before, so the trainer's streams (per
+instance, per step) are unchanged in structure; a draw beyond the counter's 2³² positions is made
+in parts with keys folded from its own.
 
 Example:
     >>> import jax
@@ -40,12 +41,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from toylab.errors import ConfigError
-
 __all__ = ["uniform"]
 
 _GOLDEN = 0x9E3779B9  # keeps the third round's key distinct from the first two when k0 ^ k1 = 0
 _ONE_BITS = 0x3F800000  # the bits of 1.0f: a 23-bit mantissa under it reads as a float in [1, 2)
+_COUNTER_LIMIT = 2**32  # positions a uint32 counter tells apart
 
 
 def _lowbias32(x: Array) -> Array:
@@ -62,16 +62,22 @@ def uniform(key: jax.Array, shape: Sequence[int]) -> Float[Array, "..."]:
 
     Drop-in for ``jax.random.uniform(key, shape)`` (default bounds, float32), with a different
     stream: the same key gives different numbers than threefry. Works under ``jit`` and ``vmap``
-    (a batch of keys gives a batch of independent draws).
+    (a batch of keys gives a batch of independent draws). A draw of more than 2³² numbers is
+    made in parts of 2³², part ``c > 0`` with the key ``fold_in(key, c)``.
     """
     shape = tuple(int(s) for s in shape)
     size = math.prod(shape)
-    if size > 2**32:
-        raise ConfigError(f"one draw of {size} random numbers exceeds the counter's 2^32 positions; "
-                          "draw in parts with keys from jax.random.split")
+    if size <= _COUNTER_LIMIT:
+        return _hashed(key, size).reshape(shape)
+    parts = [_hashed(key if c == 0 else jax.random.fold_in(key, c), min(_COUNTER_LIMIT, size - start))
+             for c, start in enumerate(range(0, size, _COUNTER_LIMIT))]
+    return jnp.concatenate(parts).reshape(shape)
+
+
+def _hashed(key: jax.Array, size: int) -> Float[Array, " size"]:
     words = jax.random.key_data(key).astype(jnp.uint32)
     k0, k1 = words[..., 0], words[..., -1]
-    x = jax.lax.iota(jnp.uint32, size).reshape(shape)
+    x = jax.lax.iota(jnp.uint32, size)
     x = _lowbias32(x ^ k0)
     x = _lowbias32(x ^ k1)
     x = _lowbias32(x ^ (k0 ^ k1 ^ jnp.uint32(_GOLDEN)))
