@@ -417,8 +417,8 @@ def reproduce(
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
     store: Annotated[Path | None, typer.Option(
-        help="intro, linear, phase-*: its results store (default: runs/<study>-...-k<seeds>-s<steps>.sqlite); all: the folder of "
-             "stores (default: DIR/stores); rerun to resume")] = None,
+        help="intro, linear, phase-*: its results store (default: runs/<study>-...-k<seeds>-s<steps>.sqlite); "
+             "all: the folder of stores (default: DIR/stores); rerun to resume")] = None,
     only: Annotated[str | None, typer.Option(
         help="all: comma-separated finding ids (default: every one; see toylab.experiments.findings)")] = None,
     out: Annotated[Path | None, typer.Option(

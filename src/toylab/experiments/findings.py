@@ -407,9 +407,9 @@ def _linear(summary: dict[str, Any]) -> Measured:
     kept = [min(b["feature_dimensionality"][:m]) for b in rows]
     dropped = [max(b["feature_dimensionality"][m:]) for b in rows]
     passed = max(fpd) <= 1.02 and min(kept) >= 0.95 and max(dropped) <= 0.05
-    return Measured(f"features per dimension {min(fpd):.3f}–{max(fpd):.3f} over p = {rows[-1]['feature_probability']:.3g}"
-                    f"–{rows[0]['feature_probability']:.3g}; top {m}: D_i ≥ {min(kept):.3f}; the rest: D_i ≤ "
-                    f"{max(dropped):.3f}", passed,
+    span = f"{rows[-1]['feature_probability']:.3g}–{rows[0]['feature_probability']:.3g}"
+    return Measured(f"features per dimension {min(fpd):.3f}–{max(fpd):.3f} over p = {span}; top {m}: D_i ≥ "
+                    f"{min(kept):.3f}; the rest: D_i ≤ {max(dropped):.3f}", passed,
                     {"feature_probability": [b["feature_probability"] for b in rows], "features_per_dimension": fpd,
                      "min_D_top": min(kept), "max_D_rest": max(dropped)})
 
@@ -475,10 +475,11 @@ def _rescale(summary: dict[str, Any]) -> Measured:
     drift = max(max(abs(v / vs[one] - 1) for v in vs) for vs in (inv, D))
     changed = max(summary["predictions_changed"])
     tms_loss = summary["tms_loss"]
+    lowest = c[tms_loss.index(min(tms_loss))]
     passed = changed == 0 and scaling <= 1e-4 and drift <= 1e-4 and min(tms_loss) == tms_loss[one]
     return Measured(f"{changed} test predictions changed at c = {min(c):g}–{max(c):g}; features per dimension "
                     f"×{fpd[-1] / fpd[0]:.4g} (c² ratio {(c[-1] / c[0]) ** 2:.4g}); mean D_i and the invariant "
-                    f"measure move ≤ {drift:.1e}; autoencoder loss lowest at c = {c[tms_loss.index(min(tms_loss))]:g}",
+                    f"measure move ≤ {drift:.1e}; autoencoder loss lowest at c = {lowest:g}",
                     passed, {"predictions_changed": changed, "c_squared_relative_error": scaling,
                              "invariant_relative_drift": drift, "accuracy": summary["accuracy"][one]})
 
@@ -507,7 +508,8 @@ def _saxe_drops(summary: dict[str, Any]) -> Measured:
             if _missing(measured):
                 misses.append(f"rank {run['rank']}, s = {s:.3g}: not half learned (Saxe: step {theory:.0f})")
                 continue
-            before = max((step for step in steps if step < measured), default=0.0)  # the crossing lies in (before, measured]
+            # The evaluations bracket the crossing: it lies in (before, measured].
+            before = max((step for step in steps if step < measured), default=0.0)
             ratios.append(measured / theory)
             if measured < 0.9 * theory or before > 1.1 * theory:
                 misses.append(f"rank {run['rank']}, s = {s:.3g}: step {measured:.0f} (Saxe {theory:.0f})")
@@ -546,8 +548,8 @@ STUDY_FINDINGS: tuple[Finding, ...] = (
     Finding("linear-never-superposes", "A linear model (no ReLU on the output) never superposes: at every "
             "sparsity it keeps the m most important features, orthogonally, and drops the rest.",
             f"{ELHAGE}, §2 (the linear model) and §3", "linear",
-            "features per dimension ≤ 1.02 at every p; D_1, D_2 ≥ 0.95; D_3–D_5 ≤ 0.05 (the optimum: 1, 1 and 0; "
-            "the tolerances of intro-pca-dense, for finite training)", _linear, "dimensions_per_feature"),
+            "features per dimension ≤ 1.02 at every p; D_1, D_2 ≥ 0.95; D_3–D_5 ≤ 0.05 (the optimum: 1, 1 "
+            "and 0; the tolerances of intro-pca-dense, for finite training)", _linear, "dimensions_per_feature"),
     Finding("phase-n2m1-closed-form", "The trained n = 2, m = 1 phase diagram is the closed form's: drop the "
             "extra feature, give it the dimension, or superpose it antipodally.", f"{ELHAGE}, §4; "
             "toylab.theory.phases (exact expected losses of the three candidates)", "phase-n2m1",
@@ -559,7 +561,8 @@ STUDY_FINDINGS: tuple[Finding, ...] = (
             "solutions' expected losses", "phase-n3m2",
             "p = 1: not represented for every r < 1, dedicated for every r > 1 (the winner beats the next "
             "candidate by ≥ r or 1/r in loss); p = 0.01, r < 1: superposition (≥ 18× less loss than dropping "
-            "it, ≥ 1.2× less than a dimension of its own beside an antipodal pair); r > 1: never dropped (dropping costs r× a dimension's); no cell may miss", _n3m2, "phase_n3m2"),
+            "it, ≥ 1.2× less than a dimension of its own beside an antipodal pair); r > 1: never dropped "
+            "(dropping costs r× a dimension's); no cell may miss", _n3m2, "phase_n3m2"),
     Finding("rescale-invariance-digits", "Multiplying a bias-free ReLU classifier's layer by c changes no "
             "prediction but multiplies features per dimension by c², while D_i and the scale-invariant measure "
             "stay; in the autoencoder the scale matters (the loss is lowest at the trained c = 1).",
@@ -571,7 +574,8 @@ STUDY_FINDINGS: tuple[Finding, ...] = (
             "half-learned at t½ = ln(s/u₀ − 1)/(2s).", "Saxe, McClelland & Ganguli 2014 (toylab.theory.saxe); "
             f"{JERMYN}", "scurves",
             "every mode of ranks 1–10, every seed: the half-learned step within 10% of Saxe's (gradient descent "
-            "vs flow ≤ 4% at lr·s ≤ 0.08, the random init's u₀ ≈ ε²d/2 ± 3% in t½), up to one evaluation interval",
+            "vs flow ≤ 4% at lr·s ≤ 0.08, the random init's u₀ ≈ ε²d/2 ± 3% in t½), up to one evaluation "
+            "interval",
             _saxe_drops, "rank_sweep_mse_gd"),
     Finding("intro-compute-schedule", "Training is evaluated, with elicitation, at every 4× of compute: steps 0, "
             "1, 4, 16, …, and at the end.", "the seed's comment on evaluations (every 4× of compute, with "
