@@ -97,15 +97,21 @@ def _packing(summary: dict[str, Any]) -> Measured:
                     {"feature_probability": [b["feature_probability"] for b in rows], "features_per_dimension": fpd})
 
 
+# How close to a level "at" it is. Not read off a run: a smooth fall from the dense level 1 to the
+# pentagon's 2/5 across the intro's 10 probabilities drops (1 − 2/5)/9 ≈ 0.067 a step, so it can put
+# two consecutive points within ±0.033 of a level only by flattening there, which is the claim.
+STICKY_BAND = 0.03
+
+
 def _sticky(summary: dict[str, Any]) -> Measured:
-    """How many consecutive probabilities (best seeds, dense to sparse) sit within 0.05 of 1 and of 1/2."""
+    """How many consecutive probabilities (best seeds, dense to sparse) sit within ``STICKY_BAND`` of 1 and of 1/2."""
     rows = sorted((b for b in summary["best"] if not b["diverged"]), key=lambda b: -b["feature_probability"])
     values = [b["dimensions_per_feature"] for b in rows]
 
     def longest_run(level: float) -> int:
         best = run = 0
         for value in values:
-            run = run + 1 if abs(value - level) <= 0.05 else 0
+            run = run + 1 if abs(value - level) <= STICKY_BAND else 0
             best = max(best, run)
         return best
 
@@ -312,7 +318,8 @@ FINDINGS: tuple[Finding, ...] = (
             _packing, "dimensions_per_feature"),
     Finding("intro-sticky-dimensions", "Dimensions per feature m/‖W‖²_F sticks at 1 and at 1/2 as sparsity grows, "
             "instead of falling smoothly.", f"{ELHAGE}, §3 (the sticky points of dimensionality)", "intro",
-            "≥ 2 consecutive probabilities within 0.05 of 1, and ≥ 2 within 0.05 of 1/2", _sticky,
+            "≥ 2 consecutive probabilities within 0.03 of 1, and ≥ 2 within 0.03 of 1/2 (a smooth fall "
+            "from 1 to 2/5 drops 0.067 a step)", _sticky,
             "dimensions_per_feature"),
     Finding("intro-elicitation-gap", "Evaluated at every 4× of compute, a brief fine-tune (elicitation) finds "
             "loss the raw evaluation misses during training, and none to speak of at the end.",
