@@ -224,6 +224,12 @@ def test_the_new_checks_read_constructed_summaries_exactly():
     assert _finding("phase-n3m2-diagram").check(n3m2(predicted)).passed
     dropped = _finding("phase-n3m2-diagram").check(n3m2([predicted[0], ["not_represented", "dedicated"]]))
     assert not dropped.passed and dropped.numbers["misses"] == ["p = 0.01, r = 2: dropped"]
+    # A miss names the trained loss beside the candidates': (1 + r)p²/18 and min(v/3, p²/9), v = p/3 − p²/4.
+    sparse = n3m2([["dedicated", "not_represented"], predicted[1]])
+    sparse["cells"][0]["loss"] = 2e-5
+    (line,) = _finding("phase-n3m2-diagram").check(sparse).numbers["misses"]
+    assert line == "p = 0.01, r = 0.5: dedicated, not superposition (loss 2e-05; candidates: superposition " \
+                   "8.33e-06, dedicated 1.11e-05)"
 
     # The schedule: the planned evaluations of a 100-step run, and one that skipped 16.
     def schedule(steps):

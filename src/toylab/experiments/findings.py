@@ -428,7 +428,7 @@ def _linear(summary: dict[str, Any]) -> Measured:
 def _grid(summary: dict[str, Any], key: str) -> list[list[Any]]:
     """A per-cell field as rows (relative importance) × columns (density), as ``cells`` lists them."""
     cols = len(summary["densities"])
-    values = [cell[key] for cell in summary["cells"]]
+    values = [cell.get(key) for cell in summary["cells"]]
     return [values[i: i + cols] for i in range(0, len(values), cols)]
 
 
@@ -450,18 +450,41 @@ def _n2m1(summary: dict[str, Any]) -> Measured:
                      "disagreeing_away_from_boundary": away, "disagreeing_superposed": denser})
 
 
+def _n3m2_candidates(p: float, r: float) -> dict[str, float]:
+    """Expected loss of the best candidate of each phase of the extra feature, n = 3, m = 2
+    (importances 1, 1, r), in the task's units (mean over the 3 features of I_i (x_i − x̂_i)²).
+
+    With v = p/3 − p²/4 (a dropped feature's variance) and p²/6 per unit of importance for an
+    antipodal pair (:mod:`toylab.theory.phases`): dropping the extra feature costs r·v/3; giving
+    it a dimension costs min(v/3, p²/9) (the other dimension keeps one of the two, or holds
+    both as an antipodal pair); pairing it antipodally with one of them costs (1 + r)·p²/18.
+    The triangle of all three is not among the candidates.
+    """
+    v = p / 3 - p * p / 4
+    return {"not_represented": r * v / 3, "dedicated": min(v / 3, p * p / 9), "superposition": (1 + r) * p * p / 18}
+
+
 def _n3m2(summary: dict[str, Any]) -> Measured:
     """The three predictions of the candidate solutions that win by a margin (see the finding)."""
     trained = _grid(summary, "phase")
+    losses = _grid(summary, "loss")
     densities, importances = summary["densities"], summary["relative_importances"]
     sparse, dense = densities.index(min(densities)), densities.index(max(densities))
     misses = []
+
+    def miss(i: int, j: int, want: str) -> str:
+        p, r = densities[j], importances[i]
+        expected = _n3m2_candidates(p, r)
+        loss = "no loss" if _missing(losses[i][j]) else f"loss {losses[i][j]:.3g}"
+        return (f"p = {p:g}, r = {r:.3g}: {trained[i][j]}, not {want} ({loss}; candidates: {want} "
+                f"{expected[want]:.3g}, {trained[i][j]} {expected.get(trained[i][j], math.nan):.3g})")
+
     for i, r in enumerate(importances):
         want_dense = "not_represented" if r < 1 else "dedicated"
         if trained[i][dense] != want_dense:
-            misses.append(f"p = {densities[dense]:g}, r = {r:.3g}: {trained[i][dense]}, not {want_dense}")
+            misses.append(miss(i, dense, want_dense))
         if r < 1 and trained[i][sparse] != "superposition":
-            misses.append(f"p = {densities[sparse]:g}, r = {r:.3g}: {trained[i][sparse]}, not superposition")
+            misses.append(miss(i, sparse, "superposition"))
         if r > 1:
             misses += [f"p = {p:.3g}, r = {r:.3g}: dropped" for j, p in enumerate(densities)
                        if trained[i][j] == "not_represented"]
