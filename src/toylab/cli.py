@@ -44,7 +44,8 @@ nothing on stdout.
 :func:`toylab.experiments.myopia.summarize` (``arms``, ``oracle``, ``findings``); ``reproduce all``:
 :func:`toylab.report.run_all` (``findings``, each with ``id``, ``claim``, ``source``, ``expected``,
 ``measured``, ``passed``, ``figure``, ``command``, ``seconds``; ``ok`` false and exit status 1 when a
-check failed or a study errored); ``sweep``:
+check failed or a study errored); ``reproduce linear``: as ``reproduce intro``; ``reproduce phase-n2m1``
+and ``phase-n3m2``: as ``phase``, and ``study``; ``reproduce rescale``: as ``rescale-check``, and ``study``; ``sweep``:
 :class:`toylab.sweeps.SweepSummary` fields, ``select`` and ``best`` (one cell per grid point).
 """
 
