@@ -217,7 +217,7 @@ CLI_CASES = [
     ("reproduce intro --steps 0", "train.steps=0"),
     ("reproduce scurves --steps -5", "steps=-5"),
     ("reproduce scurves --seed 99999999999 --steps 1 --seeds 1", "seed=99999999999"),
-    ("reproduce scurves --store x.sqlite", "only the intro study"),
+    ("reproduce scurves --store x.sqlite", "only the intro, linear, phase-n2m1 and phase-n3m2 studies"),
     ("reproduce all --only nope", "--only 'nope': unknown finding 'nope'; available: intro-pentagon"),
     ("reproduce all --only intro-pentagon,,", "an empty item in the list; expected finding ids"),
     ("reproduce intro --only intro-pentagon", "--only intro-pentagon: picks findings of `reproduce all`"),

@@ -146,7 +146,7 @@ def test_reproduce_intro_trains_into_its_default_store_and_reads_it_back(tmp_pat
     again = tms.summarize(intro.run(seeds=2, steps=100, seed=3, progress=False))
     assert json_safe(again["best"]) == payload["best"]
     refused = runner.invoke(app, ["reproduce", "scurves", "--store", str(tmp_path / "x.sqlite")])
-    assert refused.exit_code == 2 and "only the intro study" in refused.stderr
+    assert refused.exit_code == 2 and "only the intro, linear, phase-n2m1 and phase-n3m2 studies" in refused.stderr
 
 
 # -- choices, start-up, the envelope of the commands no other test runs ------------------------

@@ -44,7 +44,8 @@ nothing on stdout.
 :func:`toylab.experiments.myopia.summarize` (``arms``, ``oracle``, ``findings``); ``reproduce all``:
 :func:`toylab.report.run_all` (``findings``, each with ``id``, ``claim``, ``source``, ``expected``,
 ``measured``, ``passed``, ``figure``, ``command``, ``seconds``; ``ok`` false and exit status 1 when a
-check failed or a study errored); ``sweep``:
+check failed or a study errored); ``reproduce linear``: as ``reproduce intro``; ``reproduce phase-n2m1``
+and ``phase-n3m2``: as ``phase``, and ``study``; ``reproduce rescale``: as ``rescale-check``, and ``study``; ``sweep``:
 :class:`toylab.sweeps.SweepSummary` fields, ``select`` and ``best`` (one cell per grid point).
 """
 
@@ -245,6 +246,10 @@ class StudyName(enum.StrEnum):
     scurves = "scurves"
     capability = "capability"
     myopia = "myopia"
+    linear = "linear"
+    phase_n2m1 = "phase-n2m1"
+    phase_n3m2 = "phase-n3m2"
+    rescale = "rescale"
     all = "all"  # every registered finding: toylab.report.run_all
 
 
@@ -418,13 +423,14 @@ def scurve(
 def reproduce(
     study: Annotated[StudyName, typer.Argument(
         help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (SAEs on toy models), myopia "
-             "(Krueger et al. 2020), or all: every finding checked, with an HTML report")],
+             "(Krueger et al. 2020), linear (intro with a linear output), phase-n2m1 and phase-n3m2 (Elhage "
+             "et al. §4), rescale (W → cW on digits), or all: every finding checked, with an HTML report")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
     store: Annotated[Path | None, typer.Option(
-        help="intro: its results store (default: runs/intro-k<seeds>-s<steps>.sqlite); all: the folder of "
-             "stores (default: DIR/stores); rerun to resume")] = None,
+        help="intro, linear, phase-*: its results store (default: runs/<study>-...-k<seeds>-s<steps>.sqlite); "
+             "all: the folder of stores (default: DIR/stores); rerun to resume")] = None,
     only: Annotated[str | None, typer.Option(
         help="all: comma-separated finding ids (default: every one; see toylab.experiments.findings)")] = None,
     out: Annotated[Path | None, typer.Option(

@@ -320,3 +320,24 @@ def _checked_scales(scales: Sequence[float]) -> np.ndarray:
     if bad.any():
         raise ConfigError(f"scales: c={float(c[bad][0])!r} is not a finite number > 0 (W → cW needs c > 0)")
     return c
+
+
+# -- `toylab reproduce rescale`: the check as a study of `reproduce all` -------------------------
+
+
+def study_describe() -> dict[str, Any]:
+    """The study's settings, for the run folder and ``--json`` output."""
+    return {"study": "rescale", "paper": "the seed's critique of features per dimension, and the reply (SPEC S2)",
+            "scales": list(SCALES), "classifier": {"data": "scikit-learn digits", "n_hidden": N_HIDDEN,
+                                                   "train": CLASSIFIER_TRAIN.model_dump()},
+            "autoencoder": {"n_features": TMS_N_FEATURES, "n_hidden": TMS_N_HIDDEN,
+                            "feature_probability": TMS_FEATURE_PROBABILITY, "seeds": TMS_SEEDS,
+                            "train": TMS_TRAIN.model_dump()}}
+
+
+def study_run(*, seeds: int = TMS_SEEDS, steps: int | None = None, seed: int = 0,
+              progress: bool | None = None) -> RescaleResult:
+    """:func:`run` at the default scales; ``seeds`` are the autoencoder's, ``steps`` (when given)
+    both models' (``reproduce all --steps`` shortens every study alike)."""
+    lengths = {} if steps is None else {"steps": steps, "tms_steps": steps}
+    return run(tms_seeds=seeds, seed=seed, progress=progress, **lengths)

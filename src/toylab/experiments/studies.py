@@ -14,12 +14,14 @@ settings, its command and its expected result; a :class:`Study` entry points at 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from toylab.errors import ConfigError
 from toylab.experiments import capability, intro, myopia, scurves_paper, tms
+from toylab.experiments import linear, phase, rescale
 from toylab.experiments.runs import prepare_run_folder
 
 __all__ = ["Study", "STUDIES", "Reproduction", "reproduce"]
@@ -50,6 +52,15 @@ STUDIES: dict[str, Study] = {
                         write_run=capability.write_run, tables=capability.tables, warning=capability.warning),
     "myopia": Study(describe=myopia.describe, train=myopia.run, summarize=myopia.summarize,
                     write_run=myopia.write_run, tables=myopia.tables, warning=myopia.warning),
+    "linear": Study(describe=linear.describe, train=linear.run, summarize=tms.summarize,
+                    write_run=tms.write_run, tables=tms.tables, warning=tms.warning, store=linear.default_store),
+    **{f"phase-{name}": Study(describe=functools.partial(phase.study_describe, name),
+                              train=functools.partial(phase.study_run, name), summarize=phase.public,
+                              write_run=phase.study_write_run, tables=phase.study_tables,
+                              warning=phase.warning, store=functools.partial(phase.study_store, name))
+       for name in ("n2m1", "n3m2")},
+    "rescale": Study(describe=rescale.study_describe, train=rescale.study_run, summarize=rescale.summarize,
+                     write_run=rescale.write_run, tables=rescale.tables, warning=rescale.warning),
 }
 
 
@@ -99,8 +110,10 @@ def reproduce(name: str, folder: str | Path | None = None, *, overwrite: bool = 
     chosen = study(name)
     options: dict[str, Any] = {k: v for k, v in {"seeds": seeds, "steps": steps}.items() if v is not None}
     if chosen.store is None and store is not None:
-        with_store = " and ".join(n for n, s in STUDIES.items() if s.store is not None)
-        raise ConfigError(f"--store {store}: only the {with_store} study trains as a sweep into a store")
+        with_store = [n for n, s in STUDIES.items() if s.store is not None]
+        which = f"the {with_store[0]} study trains" if len(with_store) == 1 else \
+            f"the {', '.join(with_store[:-1])} and {with_store[-1]} studies train"
+        raise ConfigError(f"--store {store}: only {which} as a sweep into a store")
     if chosen.store is not None:
         store = Path(store) if store is not None else chosen.store(**options, seed=seed)
         options["store"] = store

@@ -40,6 +40,7 @@ __all__ = ["NOMINAL_SECONDS", "run_all", "machine", "tables"]
 # Each study's run time on 2 CPU cores with its own settings (the study modules' docstrings):
 # the progress line's ETA before any study has been timed.
 NOMINAL_SECONDS = {"intro": 90.0, "scurves": 90.0, "capability": 230.0, "myopia": 108.0}
+NOMINAL_SECONDS.update({"linear": 20.0, "phase-n2m1": 90.0, "phase-n3m2": 120.0, "rescale": 15.0})
 RUN_FILE = "run.json"
 
 
