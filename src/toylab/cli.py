@@ -8,7 +8,7 @@ Errors, the same for every command:
 - a toylab error (:class:`toylab.errors.ToylabError`: bad settings, a foreign store, a broken
   task) or a bad flag prints one ``error: ...`` line on stderr and exits with status 2;
 - Ctrl-C prints one line and exits with status 130; where a sweep runs (``sweep``, ``phase``,
-  ``reproduce intro``) the line names the store, which keeps every finished run and resumes
+  ``reproduce intro|importance|dimensionality``) the line names the store, which keeps every finished run and resumes
   when the same command runs again.
 
 Outputs, the same for every command that writes a run folder (``--out``): the folder is
@@ -34,7 +34,9 @@ store), ``{}`` when it wrote none. NaN and infinities are written as ``null``. A
 nothing on stdout.
 
 ``result`` per command: ``tms`` and ``reproduce intro``: ``instances`` and ``best`` (see
-:func:`toylab.experiments.tms.summarize`; ``reproduce`` adds ``study``); ``scurve``:
+:func:`toylab.experiments.tms.summarize`; ``reproduce`` adds ``study``); ``reproduce importance``
+and ``reproduce dimensionality``: ``rows`` (one per probability) and ``instances`` (see
+:func:`toylab.experiments.notebook.summarize`) and ``study``; ``scurve``:
 ``runs`` (:func:`toylab.experiments.scurve.summarize`); ``reproduce scurves``:
 :func:`toylab.experiments.scurves_paper.summarize` and ``study``; ``reproduce capability``:
 :func:`toylab.experiments.capability.summarize` (``rows``, one per model) and ``study``; ``phase``:
@@ -250,6 +252,8 @@ class StudyName(enum.StrEnum):
     phase_n2m1 = "phase-n2m1"
     phase_n3m2 = "phase-n3m2"
     rescale = "rescale"
+    importance = "importance"
+    dimensionality = "dimensionality"
     all = "all"  # every registered finding: toylab.report.run_all
 
 
@@ -422,15 +426,17 @@ def scurve(
 @app.command()
 def reproduce(
     study: Annotated[StudyName, typer.Argument(
-        help="intro (Elhage et al. §1), scurves (Jermyn & Shlegeris), capability (SAEs on toy models), myopia "
-             "(Krueger et al. 2020), linear (intro with a linear output), phase-n2m1 and phase-n3m2 (Elhage "
-             "et al. §4), rescale (W → cW on digits), or all: every finding checked, with an HTML report")],
+        help="intro (Elhage et al. §1), importance (§2: n = 100, m = 20), dimensionality (§6: n = 200, m = 20), "
+             "scurves (Jermyn & Shlegeris), capability (SAEs on toy models), myopia (Krueger et al. 2020), linear "
+             "(intro with a linear output), phase-n2m1 and phase-n3m2 (Elhage et al. §4), rescale (W → cW on "
+             "digits), or all: every finding checked, with an HTML report")],
     seeds: Annotated[int | None, typer.Option(help="seeds per config (default: the study's)")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the study's)")] = None,
     seed: Annotated[int, typer.Option(help="base seed")] = 0,
     store: Annotated[Path | None, typer.Option(
-        help="intro, linear, phase-*: its results store (default: runs/<study>-...-k<seeds>-s<steps>.sqlite); "
-             "all: the folder of stores (default: DIR/stores); rerun to resume")] = None,
+        help="intro, importance, dimensionality, linear, phase-*: its results store (default: "
+             "runs/<study>-...-k<seeds>-s<steps>.sqlite); all: the folder of stores (default: DIR/stores); rerun to "
+             "resume")] = None,
     only: Annotated[str | None, typer.Option(
         help="all: comma-separated finding ids (default: every one; see toylab.experiments.findings)")] = None,
     out: Annotated[Path | None, typer.Option(

@@ -15,7 +15,8 @@ Example:
     >>> [f.id for f in select(["intro-pentagon"])]
     ['intro-pentagon']
     >>> sorted({f.study for f in FINDINGS})
-    ['capability', 'intro', 'linear', 'myopia', 'phase-n2m1', 'phase-n3m2', 'rescale', 'scurves']
+    ['capability', 'dimensionality', 'importance', 'intro', 'linear', 'myopia', 'phase-n2m1', 'phase-n3m2', 'rescale',
+     'scurves']
 """
 
 from __future__ import annotations
@@ -104,22 +105,29 @@ def _packing(summary: dict[str, Any]) -> Measured:
 STICKY_BAND = 0.03
 
 
-def _sticky(summary: dict[str, Any]) -> Measured:
-    """How many consecutive probabilities (best seeds, dense to sparse) sit within ``STICKY_BAND`` of 1 and of 1/2."""
-    rows = sorted((b for b in summary["best"] if not b["diverged"]), key=lambda b: -b["feature_probability"])
-    values = [b["dimensions_per_feature"] for b in rows]
+def _longest_run(values: Sequence[float], level: float, within: float) -> int:
+    """The most consecutive values within ``within`` of ``level``."""
+    best = run = 0
+    for value in values:
+        run = run + 1 if abs(value - level) <= within else 0
+        best = max(best, run)
+    return best
 
-    def longest_run(level: float) -> int:
-        best = run = 0
-        for value in values:
-            run = run + 1 if abs(value - level) <= STICKY_BAND else 0
-            best = max(best, run)
-        return best
 
-    runs = {1.0: longest_run(1.0), 0.5: longest_run(0.5)}
-    return Measured(f"{runs[1.0]} consecutive settings at 1, {runs[0.5]} at 1/2 (" + ", ".join(f"{v:.2f}" for v in values)
-                    + ")", min(runs.values()) >= 2, {"dimensions_per_feature": values, "run_at_1": runs[1.0],
-                                                     "run_at_half": runs[0.5]})
+def _sticky_at(entries: str, minimum: int, band: float) -> Callable[[dict[str, Any]], Measured]:
+    """How many consecutive probabilities (best seeds, dense to sparse) sit within ``band`` of 1 and of 1/2;
+    passes with at least ``minimum`` at each. ``entries``: the summary's list of best seeds."""
+    def check(summary: dict[str, Any]) -> Measured:
+        rows = sorted((b for b in summary[entries] if not b["diverged"]), key=lambda b: -b["feature_probability"])
+        values = [b["dimensions_per_feature"] for b in rows]
+        runs = {level: _longest_run(values, level, band) for level in (1.0, 0.5)}
+        return Measured(f"{runs[1.0]} consecutive settings at 1, {runs[0.5]} at 1/2 ("
+                        + ", ".join(f"{v:.2f}" for v in values) + ")", min(runs.values()) >= minimum,
+                        {"dimensions_per_feature": values, "run_at_1": runs[1.0], "run_at_half": runs[0.5]})
+    return check
+
+
+_sticky = _sticky_at("best", 2, STICKY_BAND)
 
 
 def _elicitation(summary: dict[str, Any]) -> Measured:
@@ -138,6 +146,78 @@ def _elicitation(summary: dict[str, Any]) -> Measured:
     return Measured(f"{len(points)} evaluations; (raw − elicited)/raw from {100 * worst[0]:+.2g}% to "
                     f"{100 * largest[0]:+.2g}% (largest at step {largest[1]})", passed,
                     {"min_relative_gap": worst[0], "max_relative_gap": largest[0], "max_gap_step": largest[1]})
+
+
+# -- importance and dimensionality (the reference notebook's n = 100 and n = 200 experiments) -----
+# Tolerances written from the paper's figures before the full-size runs were looked at.
+
+
+def _dense_to_sparse(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted((r for r in summary["rows"] if not r["diverged"]), key=lambda r: -r["feature_probability"])
+
+
+def _importance_pca(summary: dict[str, Any]) -> Measured:
+    dense = _best_at({"best": summary["rows"]}, 1.0)
+    if dense["diverged"]:
+        return Measured("diverged", False)
+    m = summary["study"]["n_hidden"]
+    D = dense["feature_dimensionality"]
+    top_alone = sum(d >= 0.95 for d in D[:m])
+    rest = max(D[m:])
+    passed = dense["n_represented"] == m and top_alone == m and rest <= 0.05
+    return Measured(f"{dense['n_represented']} features kept; {top_alone} of the {m} most important alone "
+                    f"(D_i ≥ 0.95); largest D_i of the other {len(D) - m}: {rest:.2g}", passed,
+                    {"n_represented": dense["n_represented"], "top_alone": top_alone, "max_D_rest": rest})
+
+
+def _importance_grows(summary: dict[str, Any]) -> Measured:
+    rows = _dense_to_sparse(summary)
+    if len(rows) < 2:
+        return Measured("fewer than two finite probabilities", False)
+    m = summary["study"]["n_hidden"]
+    kept, shared = [r["n_represented"] for r in rows], [r["n_superposed"] for r in rows]
+    passed = shared[0] == 0 and shared[-1] >= m / 2 and kept[-1] >= 1.5 * m
+    return Measured(f"features kept {kept[0]} → {kept[-1]}, sharing a direction {shared[0]} → {shared[-1]} "
+                    f"(p = {rows[0]['feature_probability']:.3g} → {rows[-1]['feature_probability']:.3g}; "
+                    f"sharing at each p: {', '.join(map(str, shared))})", passed,
+                    {"feature_probability": [r["feature_probability"] for r in rows], "n_represented": kept,
+                     "n_superposed": shared})
+
+
+def _importance_order(summary: dict[str, Any]) -> Measured:
+    """At each probability with features both alone and shared: median importance rank of each."""
+    worst = None  # (median rank alone − median rank shared, p): the check needs it < 0 everywhere
+    compared = 0
+    for row in _dense_to_sparse(summary):
+        kept = [i for i, norm in enumerate(row["feature_norms"]) if norm >= 0.25 * max(row["feature_norms"])]
+        alone = [i for i in kept if row["feature_dimensionality"][i] >= 0.95]
+        shared = [i for i in kept if row["feature_dimensionality"][i] < 0.95]
+        if alone and shared:
+            compared += 1
+            gap = _median(alone) - _median(shared)
+            if worst is None or gap > worst[0]:
+                worst = (gap, row["feature_probability"])
+    if worst is None:
+        return Measured("no probability has features both alone and shared", False)
+    return Measured(f"{compared} probabilities with both; closest: median rank alone − shared = {worst[0]:+.1f} "
+                    f"at p = {worst[1]:.3g}", worst[0] < 0, {"compared": compared, "largest_gap": worst[0],
+                                                             "at": worst[1]})
+
+
+def _fractions(summary: dict[str, Any]) -> Measured:
+    counts: dict[str, int] = {}
+    for row in _dense_to_sparse(summary):
+        for key, value in row["fraction_counts"].items():
+            counts[key] = counts.get(key, 0) + value
+    kept = sum(v for k, v in counts.items() if k != "not represented")
+    near = kept - counts.get("other", 0)
+    if not kept:
+        return Measured("no feature represented", False)
+    share = near / kept
+    at = ", ".join(f"{k}: {v}" for k, v in counts.items() if k not in ("other", "not represented"))
+    return Measured(f"{100 * share:.0f}% of {kept} represented features within "
+                    f"{summary['study']['near']} of a fraction ({at}; other: {counts['other']})", share >= 0.6,
+                    {"share": share, "counts": counts})
 
 
 # -- scurves (Jermyn & Shlegeris 2022 and its comments) -----------------------------------------
@@ -330,6 +410,27 @@ FINDINGS: tuple[Finding, ...] = (
             "elicited never worse than raw by > 1% (the relative standard error toylab holds reported losses "
             "to); largest gap before the last "
             "evaluation", _elicitation, "loss_history"),
+    Finding("importance-dense-pca", "With dense features (p = 1) the model keeps the m most important features, "
+            "each alone in its own dimension, and drops the rest.", f"{ELHAGE}, §2 figure (dense column); the "
+            "reference notebook's n = 100, m = 20 experiment", "importance",
+            "exactly m = 20 kept; features 0–19 each D_i ≥ 0.95; every other D_i ≤ 0.05", _importance_pca,
+            "norms_and_interference"),
+    Finding("importance-superposition-grows", "As features get sparser the model keeps more of them, sharing "
+            "directions in superposition.", f"{ELHAGE}, §2 figure; the reference notebook's n = 100, m = 20 "
+            "experiment", "importance", "sharing a direction (D_i < 0.95): 0 at p = 1, ≥ m/2 = 10 at p = 0.05; "
+            "kept ≥ 1.5 m = 30 at p = 0.05", _importance_grows, "norms_and_interference"),
+    Finding("importance-important-alone", "The more important features keep their own dimension while the less "
+            "important ones share.", f"{ELHAGE}, §2 (\"the most important features ... orthogonal\")", "importance",
+            "at every p with both: median importance rank of the features alone < that of the features sharing",
+            _importance_order, "norms_and_interference"),
+    Finding("dimensionality-sticky", "Dimensions per feature m/‖W‖²_F sticks at 1 and at 1/2 as sparsity grows "
+            "(n = 200, m = 20, equal importance).", f"{ELHAGE}, §6 \"Feature Dimensionality\" figure", "dimensionality",
+            "≥ 3 consecutive probabilities (a factor ≥ 1.37 in 1/(1−S)) within 0.05 of 1, and ≥ 3 within 0.05 of 1/2",
+            _sticky_at("rows", 3, 0.05), "dimensions_per_feature"),
+    Finding("dimensionality-fractions", "Feature dimensionalities D_i cluster at the fractions of the polytopes "
+            "the features form: 1, 3/4, 2/3, 1/2, 2/5, 3/8.", f"{ELHAGE}, §6 \"Feature Dimensionality\" figure",
+            "dimensionality", "≥ 60% of represented features (best seeds, all p) within 0.02 of a fraction (a "
+            "uniform spread over [0.3, 1] would put 29% there)", _fractions, "feature_dimensionality"),
     Finding("scurves-staircase", "Gradient descent on MSE learns one singular value at a time: a drop per mode.",
             f"{JERMYN}; Saxe et al. 2014", "scurves",
             "2 drops at rank 2 in every seed; rank-4 modes half-learned in order", _staircase, "rank_sweep_mse_gd"),

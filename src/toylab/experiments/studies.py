@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toylab.errors import ConfigError
-from toylab.experiments import capability, intro, myopia, scurves_paper, tms
+from toylab.experiments import capability, dimensionality, importance, intro, myopia, scurves_paper, tms
 from toylab.experiments import linear, phase, rescale
 from toylab.experiments.runs import prepare_run_folder
 
@@ -61,6 +61,13 @@ STUDIES: dict[str, Study] = {
        for name in ("n2m1", "n3m2")},
     "rescale": Study(describe=rescale.study_describe, train=rescale.study_run, summarize=rescale.summarize,
                      write_run=rescale.write_run, tables=rescale.tables, warning=rescale.warning),
+    "importance": Study(describe=importance.describe, train=importance.run, summarize=importance.summarize,
+                        write_run=importance.write_run, tables=importance.tables, warning=importance.warning,
+                        store=importance.default_store),
+    "dimensionality": Study(describe=dimensionality.describe, train=dimensionality.run,
+                            summarize=dimensionality.summarize, write_run=dimensionality.write_run,
+                            tables=dimensionality.tables, warning=dimensionality.warning,
+                            store=dimensionality.default_store),
 }
 
 

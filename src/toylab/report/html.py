@@ -25,6 +25,10 @@ STUDY_TITLES = {
     "capability": "Interpretable capability against capability (Olah's diagram, measured)",
     "myopia": "Hidden incentives for auto-induced distributional shift (Krueger, Maharaj & Leike 2020) "
               "and the epoch-index scheme",
+    "importance": "Toy Models of Superposition: superposition grows with sparsity (the notebook's n = 100, m = 20 "
+                  "experiment, Elhage et al. 2022, §2)",
+    "dimensionality": "Toy Models of Superposition: feature dimensionality (the notebook's n = 200, m = 20 "
+                      "experiment, Elhage et al. 2022, §6)",
 }
 STUDY_TITLES.update({
     "linear": "Toy Models of Superposition: the introduction figure with a linear model (Elhage et al. 2022, §2–3)",
