@@ -90,7 +90,7 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
 
 def test_unknown_study_is_refused():
     result = runner.invoke(app, ["reproduce", "nonexistent"])
-    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves', 'capability', 'myopia'" in result.stderr
+    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves', 'capability', 'myopia', 'importance', 'dimensionality'" in result.stderr
 
 
 @pytest.mark.slow
@@ -146,7 +146,8 @@ def test_reproduce_intro_trains_into_its_default_store_and_reads_it_back(tmp_pat
     again = tms.summarize(intro.run(seeds=2, steps=100, seed=3, progress=False))
     assert json_safe(again["best"]) == payload["best"]
     refused = runner.invoke(app, ["reproduce", "scurves", "--store", str(tmp_path / "x.sqlite")])
-    assert refused.exit_code == 2 and "only the intro, linear, phase-n2m1 and phase-n3m2 studies" in refused.stderr
+    assert refused.exit_code == 2 and "only the intro, linear, phase-n2m1, phase-n3m2, importance and dimensionality studies" \
+        in refused.stderr
 
 
 # -- choices, start-up, the envelope of the commands no other test runs ------------------------

@@ -16,11 +16,11 @@ def test_every_study_runs_summarizes_saves_and_reports_itself():
 
 
 def test_reproduce_refuses_an_unknown_study_and_a_store_it_would_not_use(tmp_path):
-    with pytest.raises(ConfigError, match="unknown study 'nope'; available: capability, intro, linear, myopia, "
-                       "phase-n2m1, phase-n3m2, rescale, scurves"):
+    with pytest.raises(ConfigError, match="unknown study 'nope'; available: capability, dimensionality, importance, intro, "
+                       "linear, myopia, phase-n2m1, phase-n3m2, rescale, scurves"):
         reproduce("nope", tmp_path)
-    with pytest.raises(ConfigError, match="--store .*: only the intro, linear, phase-n2m1 and phase-n3m2 "
-                       "studies train as a sweep into a store"):
+    with pytest.raises(ConfigError, match="--store .*: only the intro, linear, phase-n2m1, phase-n3m2, importance and "
+                       "dimensionality studies train as a sweep into a store"):
         reproduce("scurves", tmp_path / "out", store=tmp_path / "s.sqlite")
     assert list(tmp_path.iterdir()) == []
 

@@ -53,7 +53,8 @@ def sweep_spec(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps,
     """
     task = {"init": "notebook", "init_instances": len(FEATURE_PROBABILITY)} if init == "notebook" else None
     return notebook.sweep_spec(n_features=N_FEATURES, n_hidden=N_HIDDEN, importance=IMPORTANCE, seeds=seeds,
-                               seed=seed, steps=steps, task_params=task)
+                               seed=seed, steps=steps, feature_probability=FEATURE_PROBABILITY,
+                               task_params=task)
 
 
 def default_store(*, seeds: int = SEEDS, steps: int = TRAIN.steps, seed: int = 0) -> Path:
@@ -107,8 +108,8 @@ def write_run(folder: str | Path, result, summary: dict[str, Any]) -> list[Path]
 def tables(summary: dict[str, Any]) -> list[Table]:
     """The best seed of each probability: m/‖W‖²_F and how many features sit at each fraction."""
     fractions = [text for _, text, _ in figures.POLYTOPE_FRACTIONS]
-    table = Table(title=f"Best seed per feature probability (n = 200, m = 20, equal importance): dimensions per "
-                        f"feature, and features with D_i within {notebook.NEAR} of each fraction")
+    table = Table(title=f"Best seed per feature probability (n = {N_FEATURES}, m = {N_HIDDEN}, equal importance): "
+                        f"dimensions per feature, and features with D_i within {notebook.NEAR} of each fraction")
     for column in ("p", "1/(1−S)", "loss", "m/‖W‖²", "seeds", *fractions, "other", "dropped"):
         table.add_column(column, justify="right")
     for row in summary["rows"]:

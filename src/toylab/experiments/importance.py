@@ -47,7 +47,7 @@ TRAIN = notebook.TRAIN
 def sweep_spec(*, seeds: int = SEEDS, seed: int = 0, steps: int = TRAIN.steps):
     """The experiment as a :class:`toylab.sweeps.SweepSpec`: probabilities × seeds."""
     return notebook.sweep_spec(n_features=N_FEATURES, n_hidden=N_HIDDEN, importance=IMPORTANCE, seeds=seeds,
-                               seed=seed, steps=steps)
+                               seed=seed, steps=steps, feature_probability=FEATURE_PROBABILITY)
 
 
 def default_store(*, seeds: int = SEEDS, steps: int = TRAIN.steps, seed: int = 0) -> Path:
@@ -89,8 +89,8 @@ def write_run(folder: str | Path, result, summary: dict[str, Any]) -> list[Path]
 
 def tables(summary: dict[str, Any]) -> list[Table]:
     """The best seed of each probability: loss, features kept, alone and sharing a direction."""
-    table = Table(title="Best seed per feature probability (n = 100, m = 20, I_i = 100^(−i/99)): features "
-                        "kept (‖W_i‖ ≥ 0.25 max), alone (D_i ≥ 0.95), sharing (D_i < 0.95)")
+    table = Table(title=f"Best seed per feature probability (n = {N_FEATURES}, m = {N_HIDDEN}, "
+                        "I_i = 100^(−i/(n−1))): features kept (‖W_i‖ ≥ 0.25 max), alone (D_i ≥ 0.95), sharing (D_i < 0.95)")
     for column in ("p", "1/(1−S)", "loss", "feat/dim", "kept", "alone", "shared", "alone: most important first"):
         table.add_column(column, justify="right")
     for row in summary["rows"]:
