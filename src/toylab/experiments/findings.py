@@ -425,7 +425,7 @@ FINDINGS: tuple[Finding, ...] = (
             "experiment", "importance", "sharing a direction (D_i < 0.95): 0 at p = 1, ≥ m/2 = 10 at p = 0.05; "
             "kept ≥ 1.5 m = 30 at p = 0.05", _importance_grows, "norms_and_interference"),
     Finding("importance-important-alone", "The more important features keep their own dimension while the less "
-            "important ones share.", f"{ELHAGE}, §2 (\"the most important features ... orthogonal\")", "importance",
+            "important ones share.", f"{ELHAGE}, §2 figure (which features share, by importance)", "importance",
             "at every p with both: median importance rank of the features alone < that of the features sharing",
             _importance_order, "norms_and_interference"),
     Finding("dimensionality-sticky", "Dimensions per feature m/‖W‖²_F sticks at 1 and at 1/2 as sparsity grows "
