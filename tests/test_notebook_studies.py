@@ -69,3 +69,38 @@ def test_dimensionality_sits_at_one_when_dense_and_below_one_half_when_sparse(tm
     assert sparse["dimensions_per_feature"] <= 0.5 and sparse["n_represented"] > 8
     counts = sparse["fraction_counts"]
     assert sum(counts.values()) == 20 and counts["not represented"] == 20 - sparse["n_represented"]
+
+
+def _rows(values, **extra):
+    p = 20.0 ** -np.linspace(0, 1, len(values))
+    return {"study": {"n_hidden": 20, "near": notebook.NEAR},
+            "rows": [{"feature_probability": float(q), "diverged": False, "dimensions_per_feature": v, **extra}
+                     for q, v in zip(p, values, strict=True)]}
+
+
+def test_sticky_check_needs_three_settings_at_one_and_three_at_one_half():
+    check = next(f for f in findings.FINDINGS if f.id == "dimensionality-sticky").check
+    assert check(_rows([1.0, 0.99, 0.97, 0.8, 0.53, 0.5, 0.46, 0.4])).passed
+    two_at_half = check(_rows([1.0, 0.99, 0.97, 0.8, 0.53, 0.5, 0.44, 0.4]))
+    assert not two_at_half.passed and two_at_half.numbers["run_at_half"] == 2
+    assert not check(_rows([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])).passed  # a smooth fall
+
+
+def test_fraction_check_pools_only_where_the_model_superposes():
+    summary = _rows([1.0, 0.5, 0.4])
+    summary["rows"][0]["fraction_counts"] = {"1": 0, "other": 20, "not represented": 180}  # dense: left out
+    summary["rows"][1]["fraction_counts"] = {"1/2": 30, "other": 10, "not represented": 160}
+    summary["rows"][2]["fraction_counts"] = {"2/5": 20, "other": 20, "not represented": 160}
+    measured = _check(summary, "dimensionality-fractions")
+    assert measured.numbers["share"] == 50 / 80 and measured.passed
+    summary["rows"][2]["fraction_counts"] = {"2/5": 10, "other": 30, "not represented": 160}
+    assert not _check(summary, "dimensionality-fractions").passed  # 40/80
+
+
+def test_superposition_grows_check_reads_the_dense_and_sparsest_rows():
+    summary = _rows([1.0, 0.7, 0.45])
+    for row, kept, shared in zip(summary["rows"], (20, 26, 31), (0, 8, 10), strict=True):
+        row.update(n_represented=kept, n_superposed=shared)
+    assert _check(summary, "importance-superposition-grows").passed
+    summary["rows"][0]["n_superposed"] = 1  # superposition already at p = 1
+    assert not _check(summary, "importance-superposition-grows").passed
