@@ -90,7 +90,7 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
 
 def test_unknown_study_is_refused():
     result = runner.invoke(app, ["reproduce", "nonexistent"])
-    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves', 'capability', 'myopia', 'importance', 'dimensionality'" in result.stderr
+    assert result.exit_code == 2 and "'nonexistent' is not one of 'intro', 'scurves', 'capability', 'myopia'" in result.stderr
 
 
 @pytest.mark.slow
