@@ -14,7 +14,7 @@ Example:
     >>> from toylab.experiments.findings import FINDINGS, select
     >>> [f.id for f in select(["intro-pentagon"])]
     ['intro-pentagon']
-    >>> sorted({f.study for f in FINDINGS})
+    >>> sorted({f.study for f in FINDINGS})  # doctest: +NORMALIZE_WHITESPACE
     ['capability', 'dimensionality', 'importance', 'intro', 'linear', 'myopia', 'phase-n2m1', 'phase-n3m2', 'rescale',
      'scurves']
 """
