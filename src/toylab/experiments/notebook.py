@@ -6,8 +6,8 @@ feature probabilities p = 20^−linspace(0, 1, 20) (dense, p = 1, to p = 0.05), 
 at lr 1e-3, batch 1024, 10,000 steps: n = 100 features of decaying importance in m = 20
 dimensions (:mod:`toylab.experiments.importance`), and n = 200 features of equal importance in
 m = 20 (:mod:`toylab.experiments.dimensionality`). The notebook trains one model per
-probability; toylab trains several seeds of each and keeps the honest best
-(:func:`toylab.experiments.tms.summarize`: seeds compared on shared held-out data, the winner's
+probability, and so do these studies by default; with ``--seeds K`` toylab keeps the honest best
+of K (:func:`toylab.experiments.tms.summarize`: seeds compared on shared held-out data, the winner's
 loss measured again on an independent set).
 
 Both train as a sweep into a results store (an interrupted run resumes, a finished one is read
