@@ -706,7 +706,7 @@ STUDY_FINDINGS: tuple[Finding, ...] = (
     Finding("rescale-invariance-digits", "Multiplying a bias-free ReLU classifier's layer by c changes no "
             "prediction but multiplies features per dimension by c², while D_i and the scale-invariant measure "
             "stay; in the autoencoder the scale matters (the loss is lowest at the trained c = 1).",
-            "the seed's critique of features per dimension and its reply (SPEC S2)", "rescale",
+            "the seed's critique of features per dimension and its reply", "rescale",
             "0 predictions changed at c = 0.1–10; features per dimension within 1e-4 of c² × its c = 1 value; mean "
             "D_i and the invariant measure within 1e-4 (float32); autoencoder loss lowest at c = 1",
             _rescale, "rescale_check"),

@@ -327,7 +327,7 @@ def _checked_scales(scales: Sequence[float]) -> np.ndarray:
 
 def study_describe() -> dict[str, Any]:
     """The study's settings, for the run folder and ``--json`` output."""
-    return {"study": "rescale", "paper": "the seed's critique of features per dimension, and the reply (SPEC S2)",
+    return {"study": "rescale", "paper": "the seed's critique of features per dimension, and the reply",
             "scales": list(SCALES), "classifier": {"data": "scikit-learn digits", "n_hidden": N_HIDDEN,
                                                    "train": CLASSIFIER_TRAIN.model_dump()},
             "autoencoder": {"n_features": TMS_N_FEATURES, "n_hidden": TMS_N_HIDDEN,
