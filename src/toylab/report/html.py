@@ -34,7 +34,8 @@ STUDY_TITLES.update({
     "linear": "Toy Models of Superposition: the introduction figure with a linear model (Elhage et al. 2022, §2–3)",
     "phase-n2m1": "The phase change: 2 features in 1 dimension, trained and in closed form (Elhage et al. 2022, §4)",
     "phase-n3m2": "The phase change: 3 features in 2 dimensions (Elhage et al. 2022, §4)",
-    "rescale": "Rescaling a layer: features per dimension against the scale-invariant measures (digits, the seed's critique and its reply)",
+    "rescale": "Rescaling a layer: features per dimension against the scale-invariant measures "
+               "(digits, the seed's critique and its reply)",
 })
 
 STYLE = """
