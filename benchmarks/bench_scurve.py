@@ -29,7 +29,7 @@ def toylab_steps_per_second(steps: int) -> tuple[float, float]:
 
     return trainer_steps_per_second(
         lowrank(D), [{"rank": RANK, "init_scale": INIT_SCALE}], seeds=SEEDS, steps=steps,
-        batch_size=1, optimizer="adam", lr=LR)
+        optimizer="adam", lr=LR)
 
 
 def reference_steps_per_second(steps: int, warmup_steps: int = 3) -> float:

@@ -154,10 +154,11 @@ def test_shared_data_is_one_argument_of_the_compiled_loop_not_a_constant_or_a_co
     opt_state = jax.vmap(trainer.make_optimizer(TrainConfig()).init)(params)
     carry = trainer.Carry(params, opt_state, state, jnp.zeros(models))
     run = trainer._segment_runner(task, trainer._optimizer(task, TrainConfig()), 64)
-    program = run.lower(carry, keys, hyper, data, 0, 1).as_text()
-    assert f"tensor<{rows}xf32>" in program  # the data as an argument, once
-    assert f"tensor<{models}x{rows}xf32>" not in program  # not copied per instance
-    assert not any("constant" in line and f"tensor<{rows}xf32>" in line  # not folded in
-                   for line in program.splitlines())
+    for group in (models, 2):  # all instances at once, or in groups (of 2, then the one left)
+        program = run.lower(carry, keys, hyper, data, 0, 1, group=group).as_text()
+        assert f"tensor<{rows}xf32>" in program  # the data as an argument, once
+        assert not any(f"x{rows}xf32>" in line for line in program.splitlines())  # not copied per instance
+        assert not any("constant" in line and f"tensor<{rows}xf32>" in line  # not folded in
+                       for line in program.splitlines())
     result = train(task, [{}], seeds=models, config=TrainConfig(steps=400, lr=0.01, optimizer="adam", elicit_steps=0))
     assert np.abs(result.history("error")[-1]).max() < 0.02

@@ -31,6 +31,28 @@ def test_an_instance_trained_alone_equals_the_same_instance_in_a_larger_batch():
     np.testing.assert_allclose(alone.history("loss")[:, 0], crowd.history("loss")[:, 5], rtol=1e-5)
 
 
+def test_instances_trained_in_groups_equal_all_at_once(monkeypatch):
+    task = superposition(5, 2)
+    together = train(task, CONFIGS, seeds=3, seed=1, config=SHORT)  # 9 instances, 2.6 kB each: one group
+    from toylab.train import trainer
+    per_instance = trainer._instance_bytes(task, CONFIGS[0], SHORT)
+    monkeypatch.setattr(trainer, "_GROUP_BYTES", 4 * per_instance)  # groups of 4, 4, then 1
+    assert trainer._group_size(9, per_instance) == 4
+    grouped = train(task, CONFIGS, seeds=3, seed=1, config=SHORT)
+    np.testing.assert_allclose(grouped.params["W"], together.params["W"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grouped.history("loss"), together.history("loss"), rtol=1e-5)
+
+
+def test_a_cpu_group_holds_what_fits_its_byte_budget_and_at_least_one_instance():
+    from toylab.train import trainer
+    per_instance = trainer._instance_bytes(superposition(20, 5), {"feature_probability": 0.1},
+                                           TrainConfig(batch_size=1024, elicit_steps=0))
+    assert 80 * 1024 <= per_instance < 90 * 1024  # the batch (1024 × 20 floats) and the weights
+    assert trainer._group_size(1000, per_instance) == 2 * 2**20 // per_instance
+    assert trainer._group_size(10, per_instance) == 10
+    assert trainer._group_size(1000, 10 * 2**20) == 1
+
+
 def test_instances_are_ordered_config_major_and_seeds_are_distinct():
     result = train(superposition(5, 2), CONFIGS[:2], seeds=2, config=SHORT)
     assert [(i.config["feature_probability"], i.seed) for i in result.instances] == [

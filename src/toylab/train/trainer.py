@@ -48,6 +48,8 @@ _METRIC_KEY = 2**31 - 1
 # Wall time one compiled segment aims for: short enough for a live progress bar and for
 # time-interval evaluations to fire on time, long enough that dispatch costs nothing.
 _SEGMENT_SECONDS = 0.5
+# A CPU group's arrays (see _group_size): about the L2 caches of two cores.
+_GROUP_BYTES = 2 * 2**20
 # The base seed reaches the compiled key derivation as a 32-bit integer (JAX's with x64 off).
 MAX_SEED = 2**31 - 1
 # Tasks whose compiled functions stay in memory for the next train() call (least recent out).
@@ -188,8 +190,10 @@ def train(
         raise ConfigError(f"nothing to train: {len(configs)} configs × {len(seeds)} seeds")
     # Before anything is allocated: a typo in a size or a seed count fails here, in one line,
     # instead of after minutes of swapping, in a MemoryError or the out-of-memory killer.
-    needed = memory_needed(task, configs[0], config, instances=len(configs) * len(seeds))
+    instance_bytes = _instance_bytes(task, configs[0], config)
+    needed = len(configs) * len(seeds) * instance_bytes + _nbytes(task.data)
     _require_device_memory(needed, len(configs) * len(seeds))
+    group = _group_size(len(configs) * len(seeds), instance_bytes)
     # Fresh data every step makes random-number generation the largest cost of a small model.
     # Threefry's non-partitionable layout draws the same quality of bits 2× faster on CPU
     # (measured: 0.16 s vs 0.33 s for 1000 × 1024 × 20 uniforms); its only advantage, sharding
@@ -197,7 +201,7 @@ def train(
     # caller's global setting.
     try:
         with jax.threefry_partitionable(False):
-            return _train(task, configs, seeds=seeds, seed=seed, config=config,
+            return _train(task, configs, seeds=seeds, seed=seed, config=config, group=group,
                           progress=progress, on_evaluation=on_evaluation)
     except (MemoryError, jax.errors.JaxRuntimeError) as exc:
         # The estimate is a lower bound (activations, XLA's scratch space are not in it): a
@@ -263,15 +267,34 @@ def memory_needed(task: Task, config: Mapping[str, Any], train_config: TrainConf
     nothing is allocated but the one instance's hyperparameters. A lower bound: activations
     and XLA's scratch space come on top, so a run above it cannot fit, one below it may not.
     """
-    train_config = train_config or TrainConfig()
+    return instances * _instance_bytes(task, config, train_config or TrainConfig()) + _nbytes(task.data)
+
+
+def _instance_bytes(task: Task, config: Mapping[str, Any], train_config: TrainConfig) -> int:
+    """One instance's share of :func:`memory_needed`, the task's shared data left out."""
     hyper = task.hyper(config)
     params = _parameter_shapes(task, hyper)
     optimizer = _optimizer(task, train_config)
     opt_state = jax.eval_shape(lambda p, h: optimizer(h).init(p), params, hyper)
     batch = _batch_shapes(task, hyper, train_config)
     copies = 4 if train_config.elicit_steps else 2
-    per_instance = copies * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) + _nbytes(hyper)
-    return instances * per_instance + _nbytes(task.data)
+    return copies * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) + _nbytes(hyper)
+
+
+def _group_size(instances: int, instance_bytes: int) -> int:
+    """Instances per group of the compiled loop: all of them on an accelerator; on CPU as many
+    as keep a group's arrays within ``_GROUP_BYTES``.
+
+    On CPU a step over every instance at once streams each of its batch-sized arrays through
+    memory (1000 superposition models at n = 20: 82 MB a batch), and every compiled call
+    page-faults its scratch space in anew (~250 MB, 0.2 s, there). A group whose arrays stay in
+    cache runs all of a segment's steps before the next group starts: measured on 2 cores,
+    2.0× the model-steps/s for 1000 models at n = 20, 1.4× for 20 at n = 100 or 512 SAEs, and
+    within noise where every instance together already fits (80 models at n = 5).
+    """
+    if jax.default_backend() != "cpu":
+        return instances
+    return int(np.clip(_GROUP_BYTES // max(instance_bytes, 1), 1, instances))
 
 
 def _nbytes(tree: PyTree) -> int:
@@ -391,7 +414,7 @@ def _init(task):
     return compiled_for(task, ("init",), build)
 
 
-def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> TrainResult:
+def _train(task, configs, *, seeds, seed, config, group, progress, on_evaluation) -> TrainResult:
     # -- 1. set-up: instances, their hyperparameters and keys; the shared data, placed once ----
     instances, hyper, keys = _instances(task, configs, seeds, seed)
     batch_size = _batch_size(task, config)
@@ -444,7 +467,7 @@ def _train(task, configs, *, seeds, seed, config, progress, on_evaluation) -> Tr
                                           every_steps=config.eval_every_steps)):
             stop = min(planned.step, step + segment_steps)
             tic = time.perf_counter()
-            carry = jax.block_until_ready(run_segment(carry, data_keys, hyper, data, step, stop))
+            carry = jax.block_until_ready(run_segment(carry, data_keys, hyper, data, step, stop, group=group))
             seconds_per_step = (time.perf_counter() - tic) / (stop - step)
             step = stop
             budget = min(_SEGMENT_SECONDS, (config.eval_every_seconds or np.inf) / 4)
@@ -533,7 +556,8 @@ def _optimizer_key(task: Task, config: TrainConfig) -> str:
 
 def _segment_runner(task: Task, optimizer: Callable[[PyTree], optax.GradientTransformation],
                     batch_size: int | None):
-    """``run(carry, data_keys, hyper, data, start, stop)``: steps start..stop−1, compiled once.
+    """``run(carry, data_keys, hyper, data, start, stop, group)``: steps start..stop−1 of every
+    instance, ``group`` instances at a time (see :func:`_group_size`), compiled once per group size.
 
     The bounds are traced, so ``fori_loop`` lowers to one XLA while-loop reused for every
     segment length (a ``lax.scan`` needs a static length and would recompile per segment).
@@ -551,15 +575,18 @@ def _segment_runner(task: Task, optimizer: Callable[[PyTree], optax.GradientTran
             params = task.project(params, hyper)
         return Carry(params, opt_state, state, loss)
 
-    @jax.jit
-    def run(carry, data_keys, hyper, data, start, stop):
-        every_instance = jax.vmap(functools.partial(one_step, bind_data(task, data)),
-                                  in_axes=(0, 0, 0, 0, 0, None))
+    @functools.partial(jax.jit, static_argnames="group")
+    def run(carry, data_keys, hyper, data, start, stop, group):
+        bound = bind_data(task, data)
 
-        def body(step, carry):
-            return every_instance(carry.params, carry.opt_state, carry.state, hyper, data_keys, step)
+        def one_instance(args):  # lax.map vmaps it over each group of instances
+            carry, hyper, data_key = args
+            return jax.lax.fori_loop(start, stop, lambda step, c: one_step(
+                bound, c.params, c.opt_state, c.state, hyper, data_key, step), carry)
 
-        return jax.lax.fori_loop(start, stop, body, carry)
+        # Groups one after another, each through all of the segment's steps; instances never
+        # interact, so this is the same computation as every instance in lockstep.
+        return jax.lax.map(one_instance, (carry, hyper, data_keys), batch_size=group)
 
     return run
 
