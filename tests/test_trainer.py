@@ -37,7 +37,7 @@ def test_instances_trained_in_groups_equal_all_at_once(monkeypatch):
     from toylab.train import trainer
     per_instance = trainer._instance_bytes(task, CONFIGS[0], SHORT)
     monkeypatch.setattr(trainer, "_GROUP_BYTES", 4 * per_instance)  # groups of 4, 4, then 1
-    assert trainer._group_size(9, per_instance) == 4
+    assert trainer.group_size(9, per_instance) == 4
     grouped = train(task, CONFIGS, seeds=3, seed=1, config=SHORT)
     np.testing.assert_allclose(grouped.params["W"], together.params["W"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grouped.history("loss"), together.history("loss"), rtol=1e-5)
@@ -48,9 +48,9 @@ def test_a_cpu_group_holds_what_fits_its_byte_budget_and_at_least_one_instance()
     per_instance = trainer._instance_bytes(superposition(20, 5), {"feature_probability": 0.1},
                                            TrainConfig(batch_size=1024, elicit_steps=0))
     assert 80 * 1024 <= per_instance < 90 * 1024  # the batch (1024 × 20 floats) and the weights
-    assert trainer._group_size(1000, per_instance) == 2 * 2**20 // per_instance
-    assert trainer._group_size(10, per_instance) == 10
-    assert trainer._group_size(1000, 10 * 2**20) == 1
+    assert trainer.group_size(1000, per_instance) == 2 * 2**20 // per_instance
+    assert trainer.group_size(10, per_instance) == 10
+    assert trainer.group_size(1000, 10 * 2**20) == 1
 
 
 def test_instances_are_ordered_config_major_and_seeds_are_distinct():
