@@ -10,6 +10,8 @@ The public API in one place::
 
 import importlib
 
+from toylab._xla import prefer_eigen_dots
+
 __version__ = "0.1.0"
 
 __all__ = ["ConfigError", "Evaluation", "Population", "Task", "TrainConfig", "TrainResult", "load",
@@ -26,6 +28,10 @@ _LAZY = {"ConfigError": ("toylab.errors", "ConfigError"),
          "TrainConfig": ("toylab.train", "TrainConfig"), "TrainResult": ("toylab.train", "TrainResult"),
          "train": ("toylab.train", "train"), "Population": ("toylab.train", "Population"),
          "load": ("toylab.sweeps", "load")}
+
+
+# Before anything imports JAX: XLA reads its flags once, when its first backend starts.
+prefer_eigen_dots()
 
 
 def __getattr__(name: str):
