@@ -25,8 +25,11 @@ $(TESTS): $(CORE)
 demo: $(CORE)
 	$(BIN)/toylab reproduce intro
 
+# Test files run in two worker processes (pytest-xdist, a file's tests on one worker): much of
+# the suite is tracing and compiling, one core each, so two workers use both cores of a small
+# machine (measured on 2 cores: 8.2 min against 13.8 min in one process).
 test: $(TESTS)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(TESTS)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -22,7 +22,7 @@ import toylab
 # that share a layer may import each other, but not in a cycle. A unit is a subpackage
 # (toylab/tasks/) or a top-level module (toylab/io.py); "toylab" is the package's __init__.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "io", "memory"),  # one-line errors; atomic writes and JSON-safe values; memory checks: stdlib only
+    ("errors", "io", "memory", "_xla"),  # one-line errors; atomic writes, JSON-safe values; memory checks; XLA flags set before JAX starts: stdlib only
     ("rng",),  # the counter-hash uniform generator tasks draw their data with
     ("theory",),  # closed forms (Saxe, phase boundaries): numbers in, numbers out
     ("metrics",),  # measurements on weights; metrics.phases names theory's phases

@@ -664,14 +664,14 @@ def _finish(command: str, result: dict[str, Any], tables: list[Any], *, as_json:
         envelope = {"command": command, "ok": ok, "result": result, "outputs": outputs}
         sys.stdout.write(json.dumps(json_safe(envelope)) + "\n")
         if folder is not None:
-            stderr.print(f"run folder: {folder}")
+            stderr.print(f"run folder: {folder}", soft_wrap=True)  # a path stays on one line, to copy
     else:
         # Rows are wide (a value per feature or per rank); when piped, rich would wrap them at 80.
-        console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100))
+        console = Console(width=max(shutil.get_terminal_size((160, 24)).columns, 120))
         for table in tables:
             console.print(table)
         if folder is not None:
-            console.print(f"run folder: {folder}")
+            console.print(f"run folder: {folder}", soft_wrap=True)
     if warning is not None:
         print(warning, file=sys.stderr)
 
