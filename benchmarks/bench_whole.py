@@ -3,6 +3,7 @@
 Command::
 
     python benchmarks/bench_whole.py [--rounds R] [--instances N] [--steps S]
+    python benchmarks/bench_whole.py --long
 
 Setting (issue 13): ``toylab tms`` on 200 superposition instances (n = 20, m = 5, importance
 0.9^i, feature probability 0.1, batch 1024, AdamW) for 200 steps, as a user types it: the CLI
@@ -16,6 +17,12 @@ persistent compilation cache, as a user's first run does; later rounds read it.
 
 It also prints how much of this machine's matmul peak the compiled loop reaches (model FLOPs
 from the task's ``flops_per_step`` over a 2048² float32 matmul's rate in JAX).
+
+``--long`` times the issue's long run instead: ``toylab tms`` on 1000 instances for 2000 steps,
+whole process, once. The eager loop would take most of an hour there (~620 model-steps/s on 2
+cores), so it is timed as its own process at two shorter lengths and its whole-process time
+at 2000 steps extrapolated on the line through them (start-up + steps × seconds per step); the
+output says which figure is extrapolated.
 """
 
 from __future__ import annotations
@@ -84,12 +91,32 @@ def in_loop_gflops(instances: int) -> float:
     return rate * instances * task.flops_per_step(BATCH) / 1e9
 
 
+def long_run(instances: int = 1000, steps: int = 2000, eager_steps: tuple[int, int] = (20, 100)) -> None:
+    print(f"machine: {os.cpu_count()} cores; {instances} instances × {steps} steps, n={N_FEATURES}, m={N_HIDDEN}, "
+          f"batch {BATCH}, p={PROBABILITY}; whole processes", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        ours = timed(toylab_command(instances, steps, Path(folder) / "run"))
+    print(f"toylab tms: {ours:.1f} s", flush=True)
+    short, long = (timed(reference_command(instances, n)) for n in eager_steps)
+    per_step = (long - short) / (eager_steps[1] - eager_steps[0])
+    start_up = short - eager_steps[0] * per_step
+    eager = start_up + steps * per_step
+    print(f"eager PyTorch: {short:.1f} s at {eager_steps[0]} steps, {long:.1f} s at {eager_steps[1]} "
+          f"({instances / per_step:.0f} model-steps/s, start-up {start_up:.1f} s); extrapolated to {steps} steps: "
+          f"{eager:.0f} s")
+    print(f"\ntoylab tms is {eager / ours:.1f}× the eager reference's whole process (the eager time extrapolated)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--long", action="store_true", help="the 1000 × 2000 run (eager side extrapolated)")
     args = parser.parse_args()
+    if args.long:
+        long_run()
+        return
     # The last side is toylab as it was before the counter hash and the elicitation budget.
     sides = {"toylab tms": (), "toylab tms --elicit-steps 0": ("--elicit-steps", "0"),
              "toylab tms, threefry, 100 refits": ("--rng", "threefry", "--elicit-fraction", "1e9")}
