@@ -1,4 +1,4 @@
-"""toylab's XLA settings (Eigen for lone CPU dots, a CPU device per core): added before JAX starts, never over a user's own."""
+"""toylab's XLA setting: Eigen for lone CPU dots, added before JAX starts, never over a user's own."""
 
 import os
 import subprocess
@@ -40,23 +40,3 @@ print("ynn" in hlo, float(jnp.einsum("ihf,ibf->ibh", w, x).sum()))
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", str(8 * 5 * 64 * 20.0)]
-
-
-def test_one_cpu_device_per_core_unless_the_user_set_a_count_or_one_core_is_all_there_is(monkeypatch):
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
-    monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert _xla.one_device_per_core()
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    assert not _xla.one_device_per_core()  # the user's count wins
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
-    monkeypatch.delenv("XLA_FLAGS")
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # as Ray sets it for a worker given 2 CPUs
-    assert _xla.one_device_per_core()
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
-    monkeypatch.delenv("XLA_FLAGS")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert not _xla.one_device_per_core()
-    assert "XLA_FLAGS" not in os.environ

@@ -10,7 +10,7 @@ The public API in one place::
 
 import importlib
 
-from toylab._xla import one_device_per_core, prefer_eigen_dots
+from toylab._xla import prefer_eigen_dots
 
 __version__ = "0.1.0"
 
@@ -32,7 +32,6 @@ _LAZY = {"ConfigError": ("toylab.errors", "ConfigError"),
 
 # Before anything imports JAX: XLA reads its flags once, when its first backend starts.
 prefer_eigen_dots()
-one_device_per_core()
 
 
 def __getattr__(name: str):

@@ -7,17 +7,10 @@ superposition models at n = 20, m = 5, 1.37× the model-steps/s; 20 at n = 100, 
 64 rank-10 S-curve runs at d = 100 within noise (0.9–1.0×). YNNPACK still runs the fusions
 it forms with other operations.
 
-``--xla_force_host_platform_device_count=<cores>``: one JAX CPU device per core this process
-may run on (its CPU affinity; at most ``OMP_NUM_THREADS`` where that is set, as Ray sets it per
-worker). XLA runs a program's loops on one core, so the trainer splits its instances across
-these devices, each running its share on its own core (:func:`toylab.train.train`); code that
-does not ask for the other devices runs on the first, as before. Measured on 2 cores: 1.6× the
-SAE-steps/s of 512 SAEs side by side.
-
-Each is added only where ``XLA_FLAGS`` names no setting of its own (a user's choice wins), and
-the dot setting only for a jaxlib that knows the flag (an older one refuses an unknown flag).
-They take effect if JAX's backend has not started yet, as when toylab is imported first or runs
-as the ``toylab`` command; processes spawned later inherit them.
+The flag is added to ``XLA_FLAGS`` only when it names no YNNPACK setting of its own (a user's
+choice wins) and only for a jaxlib that knows the flag (an older one refuses an unknown flag).
+It takes effect if JAX's backend has not started yet, as when toylab is imported first or runs
+as the ``toylab`` command; processes spawned later inherit it.
 """
 
 from __future__ import annotations
@@ -30,7 +23,6 @@ from pathlib import Path
 _YNN_SETTING = "xla_cpu_experimental_ynn_fusion_type"
 _EIGEN_DOTS = f"--{_YNN_SETTING}=-individual_dot"
 _FIRST_JAXLIB_WITH_IT = (0, 10)
-_DEVICE_COUNT = "xla_force_host_platform_device_count"
 
 
 def prefer_eigen_dots() -> bool:
@@ -39,22 +31,6 @@ def prefer_eigen_dots() -> bool:
     if _YNN_SETTING in flags or _jaxlib_version() < _FIRST_JAXLIB_WITH_IT:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {_EIGEN_DOTS}".strip()
-    return True
-
-
-def one_device_per_core() -> bool:
-    """Add ``--xla_force_host_platform_device_count=<cores>`` to ``XLA_FLAGS`` where it applies
-    (two cores or more, no device count set by the user); True when it was added."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if _DEVICE_COUNT in flags or "JAX_NUM_CPU_DEVICES" in os.environ:
-        return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    if threads.isdigit():
-        cores = min(cores, int(threads))
-    if cores < 2:
-        return False
-    os.environ["XLA_FLAGS"] = f"{flags} --{_DEVICE_COUNT}={cores}".strip()
     return True
 
 

@@ -192,11 +192,9 @@ def train(
     # Before anything is allocated: a typo in a size or a seed count fails here, in one line,
     # instead of after minutes of swapping, in a MemoryError or the out-of-memory killer.
     instance_bytes = _instance_bytes(task, configs[0], config)
-    instances = len(configs) * len(seeds)
-    needed = instances * instance_bytes + _nbytes(task.data)
-    _require_device_memory(needed, instances)
-    devices = _training_devices(instances, needed, _nbytes(task.data))
-    group = group_size(-(-instances // len(devices)), instance_bytes)
+    needed = len(configs) * len(seeds) * instance_bytes + _nbytes(task.data)
+    _require_device_memory(needed, len(configs) * len(seeds))
+    group = group_size(len(configs) * len(seeds), instance_bytes)
     # Fresh data every step makes random-number generation the largest cost of a small model.
     # Threefry's non-partitionable layout draws the same quality of bits 2× faster on CPU
     # (measured: 0.16 s vs 0.33 s for 1000 × 1024 × 20 uniforms); its only advantage, sharding
@@ -204,8 +202,8 @@ def train(
     # caller's global setting.
     try:
         with jax.threefry_partitionable(False):
-            return _train(task, configs, seeds=seeds, seed=seed, config=config, devices=devices,
-                          group=group, progress=progress, on_evaluation=on_evaluation)
+            return _train(task, configs, seeds=seeds, seed=seed, config=config, group=group,
+                          progress=progress, on_evaluation=on_evaluation)
     except (MemoryError, jax.errors.JaxRuntimeError) as exc:
         # The estimate is a lower bound (activations, XLA's scratch space are not in it): a
         # run that passed it can still run out, and should fail as one line too.
@@ -243,7 +241,7 @@ def evaluation_shapes(task: Task, config: Mapping[str, Any], train_config: Train
     """
     train_config = (train_config or TrainConfig()).model_copy(update={"elicit_steps": 0})
     _, hyper, keys = _instances(task, [config], 1, 0)
-    evaluate = _evaluator(task, train_config, _batch_size(task, train_config), jax.devices()[:1])
+    evaluate = _evaluator(task, train_config, _batch_size(task, train_config))
     params, state = jax.eval_shape(_init(task), hyper, keys, task.data)
     raw, _ = jax.eval_shape(evaluate, params, hyper, state, task.data, keys, keys, 0)
     return {name: jax.ShapeDtypeStruct(value.shape[1:], value.dtype) for name, value in raw.items()}
@@ -284,67 +282,9 @@ def _instance_bytes(task: Task, config: Mapping[str, Any], train_config: TrainCo
     return copies * _nbytes(params) + _nbytes(opt_state) + _nbytes(batch) + _nbytes(hyper)
 
 
-def _training_devices(instances: int, needed: int, data_bytes: int) -> list[jax.Device]:
-    """The devices the instances are split across: on CPU every CPU device JAX has (one per
-    core: see :mod:`toylab._xla`), at most one per instance, when a copy of the shared data for
-    each still fits in memory; else the default device alone.
-
-    XLA runs a program's loop on one core; a device per core runs a share of the instances on
-    each (measured on 2 cores: 1.6× the SAE-steps/s of 512 SAEs).
-    """
-    if jax.default_backend() != "cpu":
-        return jax.devices()[:1]
-    devices = jax.devices("cpu")[:instances]
-    if len(devices) > 1 and needed + (len(devices) - 1) * data_bytes > _device_memory()[0]:
-        return devices[:1]
-    return devices
-
-
-def _spread(function: Callable, instanced: Sequence[bool], devices: Sequence[jax.Device]) -> Callable:
-    """``function(*args, group=...)`` with each instanced argument's leading (instance) axis
-    split evenly across ``devices``, each device running ``function`` on its share.
-
-    The instances are padded to a multiple of the device count with copies of the last one
-    (trained, then dropped: they cost at most ``devices − 1`` instances' work); the other
-    arguments are copied to every device. One device: ``function`` itself.
-    """
-    if len(devices) == 1:
-        return function
-    # Arguments and results whole on every device: every call then sees the same placement (a
-    # jitted function compiles again for each new placement of its arguments).
-    everywhere = _everywhere(devices)
-    split, whole = jax.sharding.PartitionSpec("instances"), jax.sharding.PartitionSpec()
-    specs = tuple(split if this else whole for this in instanced)
-
-    @functools.partial(jax.jit, static_argnames="group", out_shardings=everywhere)
-    def spread(*args, group):
-        count = next(len(jax.tree.leaves(arg)[0]) for arg, this in zip(args, instanced) if this)
-        padded = -(-count // len(devices)) * len(devices)
-        take = np.minimum(np.arange(padded), count - 1)  # the last instance repeated
-        args = [jax.tree.map(lambda leaf: leaf[take], arg) if this else arg for arg, this in zip(args, instanced)]
-        # No collectives: each device's share is independent, so JAX's check of which values vary
-        # across devices has nothing to catch (and would refuse a task's constant scan carry).
-        out = jax.shard_map(functools.partial(function, group=group), mesh=everywhere.mesh, in_specs=specs,
-                            out_specs=split, check_vma=False)(*args)
-        return jax.tree.map(lambda leaf: leaf[:count], out)
-
-    def placed(*args, group=None):
-        return spread(*jax.device_put(args, everywhere), group=group)
-
-    return placed
-
-
-def _everywhere(devices: Sequence[jax.Device]) -> jax.sharding.NamedSharding | None:
-    """A whole copy on each of several devices (None for one: JAX's default placement)."""
-    if len(devices) == 1:
-        return None
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("instances",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-
-
 def group_size(instances: int, instance_bytes: int) -> int:
     """Instances per group of the compiled loop: all of them on an accelerator; on CPU as many
-    as keep a group's arrays within ``_GROUP_BYTES`` (``instances``: those on one device).
+    as keep a group's arrays within ``_GROUP_BYTES``.
 
     On CPU a step over every instance at once streams each of its batch-sized arrays through
     memory (1000 superposition models at n = 20: 82 MB a batch), and every compiled call
@@ -475,12 +415,11 @@ def _init(task):
     return compiled_for(task, ("init",), build)
 
 
-def _train(task, configs, *, seeds, seed, config, devices, group, progress, on_evaluation) -> TrainResult:
+def _train(task, configs, *, seeds, seed, config, group, progress, on_evaluation) -> TrainResult:
     # -- 1. set-up: instances, their hyperparameters and keys; the shared data, placed once ----
     instances, hyper, keys = _instances(task, configs, seeds, seed)
     batch_size = _batch_size(task, config)
-    # Placed once: a copy on each device the instances are split across.
-    data = None if task.data is None else jax.device_put(task.data, _everywhere(devices))
+    data = None if task.data is None else jax.device_put(task.data)
 
     # -- 2. init: weights, task state, optimizer state -------------------------------------------
     optimizer = _optimizer(task, config)
@@ -490,10 +429,9 @@ def _train(task, configs, *, seeds, seed, config, devices, group, progress, on_e
     carry = Carry(params, init_optimizer(params, hyper), state, jnp.full(len(instances), jnp.nan, jnp.float32))
 
     # -- 3. compiled functions: the step loop, evaluation, elicitation ---------------------------
-    run_segment = compiled_for(task, ("segment", _optimizer_key(task, config), batch_size, tuple(devices)),
-                            lambda: _spread(_segment_runner(task, optimizer, batch_size),
-                                            (True, True, True, False, False, False), devices))
-    evaluate = _evaluator(task, config, batch_size, devices)
+    run_segment = compiled_for(task, ("segment", _optimizer_key(task, config), batch_size),
+                            lambda: _segment_runner(task, optimizer, batch_size))
+    evaluate = _evaluator(task, config, batch_size)
     data_keys, eval_keys, elicit_keys = (_stream(keys, s) for s in (_DATA, _EVAL, _ELICIT))
 
     flops_per_step = task.flops_per_step(batch_size)
@@ -674,14 +612,13 @@ def _apply(hook, carry: Carry, hyper, evaluation: Evaluation, seed: int):
             jax.tree.map(np.asarray, changed.hyper))
 
 
-def _evaluator(task: Task, config: TrainConfig, batch_size: int | None, devices: Sequence[jax.Device]):
+def _evaluator(task: Task, config: TrainConfig, batch_size: int | None):
     """``evaluate(params, hyper, state, data, eval_keys, elicit_keys, elicit_steps, group) -> (raw, elicited)``,
-    the instances split across ``devices``, compiled once per task and the config fields it
-    reads (the elicitation's length is an argument: one compilation serves every budget)."""
+    compiled once per task and the config fields it reads (the elicitation's length is an
+    argument: one compilation serves every budget)."""
     reads = config.model_dump(include={"eval_batches", "elicit_steps", "elicit_lr"})
-    return compiled_for(task, ("evaluate", batch_size, tuple(devices), *sorted(reads.items())),
-                     lambda: _spread(_build_evaluator(task, config, batch_size),
-                                     (True, True, True, False, True, True, False), devices))
+    return compiled_for(task, ("evaluate", batch_size, *sorted(reads.items())),
+                     lambda: _build_evaluator(task, config, batch_size))
 
 
 def _build_evaluator(task: Task, config: TrainConfig, batch_size: int | None):
