@@ -51,7 +51,7 @@ def encode(params: Any, h: Float[Array, "batch d_in"], k: Array | int | None = N
     traced (a per-instance setting): the threshold is the ``k``-th largest pre-activation, read
     from a sort (Gao et al. 2024's TopK). Ties at the threshold keep all tied latents.
     """
-    # W_enc (h − b_dec) + b_enc written as W_enc h + (b_enc − W_enc b_dec): the same numbers, and
+    # W_enc (h − b_dec) + b_enc written as W_enc h + (b_enc − W_enc b_dec): the same function, and
     # the gradient for b_dec is then one matrix-vector product, not a second batch-sized one.
     bias = params["b_enc"] - params["W_enc"] @ params["b_dec"]  # (d_sae,)
     pre = jnp.einsum("sd,bd->bs", params["W_enc"], h) + bias  # (batch, d_sae)
