@@ -204,16 +204,16 @@ def measure_tables(result: dict[str, Any]) -> list[Table]:
     notes = "; ".join(f"{name}: {why}" for name, why in beyond.items())
     table = Table(title=f"{result['label']}: {result['n_features']} features in {result['d_hidden']} dimensions "
                         "(under W → cW)", caption=notes or None)
+    measures = (("features_per_dimension", "features_per_dimension_invariant"),
+                ("dimensions_per_feature", "dimensions_per_feature_invariant"),
+                ("feature_scale", None), ("mean_feature_dimensionality", None), ("sum_feature_dimensionality", None))
     # The measures' names are what a reader looks up: never cut short, whatever the terminal's width.
-    names = {"measure": len("mean_feature_dimensionality"),
-             "scale-invariant counterpart": len("features_per_dimension_invariant")}
+    names = {"measure": max(len(name) for name, _ in measures),
+             "scale-invariant counterpart": max(len(invariant or "") for _, invariant in measures)}
     for column in ("measure", "value", "W → cW", "scale-invariant counterpart", "value ", "W → cW "):
         table.add_column(column, justify="right" if "value" in column else "left", min_width=names.get(column),
                          no_wrap=column in names)
-    for name, invariant in (("features_per_dimension", "features_per_dimension_invariant"),
-                            ("dimensions_per_feature", "dimensions_per_feature_invariant"),
-                            ("feature_scale", None), ("mean_feature_dimensionality", None),
-                            ("sum_feature_dimensionality", None)):
+    for name, invariant in measures:
         table.add_row(name, number(name), power[scaling[name]], invariant or "",
                       number(invariant) if invariant else "", power[scaling[invariant]] if invariant else "")
     table.add_row("n_represented", f"{result['n_represented']} of {result['n_features']}", "unchanged", "", "", "")
